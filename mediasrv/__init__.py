@@ -1,0 +1,51 @@
+"""mediasrv: a plugin-based media delivery server.
+
+Everything a backend plugin needs is importable from here.
+"""
+
+import importlib.metadata
+
+from mediasrv.backend import BackendSettings, ConfigPath, StorageBackend
+from mediasrv.chunks import ChunkReader
+from mediasrv.conditional import check_preconditions, range_applies
+from mediasrv.errors import (
+    BackendUnavailable,
+    InvalidKey,
+    MediaError,
+    NotFound,
+    NotModified,
+    PreconditionFailed,
+    RangeNotSatisfiable,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from mediasrv.hookspecs import hookimpl
+from mediasrv.objects import ByteRange, Chunks, Conditions, ContentRange, Health, ObjectInfo, ObjectStream
+
+__version__ = importlib.metadata.version("mediasrv")
+
+__all__ = [
+    "BackendSettings",
+    "BackendUnavailable",
+    "ByteRange",
+    "ChunkReader",
+    "Chunks",
+    "ConfigPath",
+    "Conditions",
+    "ContentRange",
+    "Health",
+    "InvalidKey",
+    "MediaError",
+    "NotFound",
+    "NotModified",
+    "ObjectInfo",
+    "ObjectStream",
+    "PreconditionFailed",
+    "RangeNotSatisfiable",
+    "StorageBackend",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "check_preconditions",
+    "hookimpl",
+    "range_applies",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from mediasrv.cli import main
+
+sys.exit(main())

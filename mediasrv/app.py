@@ -1,0 +1,98 @@
+"""The ASGI application: built from settings and a plugin manager."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pluggy
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mediasrv import __version__
+from mediasrv.errors import MediaError
+from mediasrv.limits import StreamLimiter
+from mediasrv.media import MediaEndpoint
+from mediasrv.plugins import backend_kinds, get_plugin_manager
+from mediasrv.registry import BackendRegistry
+from mediasrv.responses import error_response
+from mediasrv.settings import CONFIG_ENV, Settings, find_settings_file, load_settings
+
+MEDIA_PREFIX = "/media"
+
+
+def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -> FastAPI:
+    """The app serving ``settings``' backends with the kinds registered in ``pm``.
+
+    Raises ConfigError or PluginError for a bad backend table, before anything is served.
+    """
+    registry = BackendRegistry.from_settings(settings.backends, backend_kinds(pm), config_dir)
+    media = MediaEndpoint(registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await registry.start()
+        try:
+            yield
+        finally:
+            await registry.stop()
+
+    app = FastAPI(title="mediasrv", version=__version__, lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.plugin_manager = pm
+    app.state.registry = registry
+    app.state.media = media
+    app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:path}}", media.handle, methods=["GET", "HEAD"])
+    app.add_route("/healthz", healthz, methods=["GET", "HEAD"])
+    app.add_exception_handler(MediaError, _media_error_handler)  # type: ignore[arg-type]
+    app.add_middleware(NoSniffMiddleware)
+    return app
+
+
+def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:
+    """The app for a settings file (``config``, else ``$MEDIASRV_CONFIG``, else ./settings.toml)."""
+    path = find_settings_file(config)
+    settings = load_settings(path)
+    pm = get_plugin_manager(settings.plugins, search_path=path.parent)
+    return create_app(settings, pm, path.parent)
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's app factory for ``mediasrv serve``: reads ``$MEDIASRV_CONFIG`` in each worker."""
+    return build_app(os.environ.get(CONFIG_ENV))
+
+
+async def healthz(request: Request) -> Response:
+    """200 while the process serves; calls no backend."""
+    return JSONResponse({"status": "ok"})
+
+
+async def _media_error_handler(request: Request, exc: MediaError) -> Response:
+    return error_response(exc)
+
+
+class NoSniffMiddleware:
+    """Adds ``X-Content-Type-Options: nosniff`` to every response under /media/, errors included."""
+
+    header = (b"x-content-type-options", b"nosniff")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != MEDIA_PREFIX and not path.startswith(MEDIA_PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)

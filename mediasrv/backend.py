@@ -1,0 +1,82 @@
+"""The StorageBackend interface that every backend plugin implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Annotated, ClassVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+
+from mediasrv.objects import ByteRange, Conditions, Health, ObjectInfo, ObjectStream
+
+
+def _resolve_config_path(path: Path, info: ValidationInfo) -> Path:
+    config_dir = (info.context or {}).get("config_dir")
+    path = path.expanduser()
+    if not path.is_absolute() and config_dir is not None:
+        path = Path(config_dir) / path
+    return path
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_config_path)]
+"""A path setting; a relative one resolves against the settings file's folder."""
+
+
+class BackendSettings(BaseModel):
+    """Settings every backend has; a backend's own ``Settings`` subclasses this.
+
+    Unknown keys are errors, so a typo in settings.toml stops start-up.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    cache_control: str = Field("", description="Cache-Control sent with objects; empty: none")
+    chunk_size: int = Field(1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="bytes per chunk read")
+
+
+class StorageBackend(ABC):
+    """One configured source of objects, such as a bucket, an upstream or a folder.
+
+    A subclass sets ``kind`` (the ``kind = "..."`` of its settings tables) and ``Settings``,
+    and implements ``stat``, ``open`` and ``health``. One instance is made per
+    ``[backends.NAME]`` table. The request path calls these methods directly; pooled
+    clients are made in ``start`` and closed in ``stop``, never per request.
+    """
+
+    kind: ClassVar[str]
+    Settings: ClassVar[type[BackendSettings]] = BackendSettings
+
+    def __init__(self, name: str, settings: BackendSettings) -> None:
+        self.name = name
+        self.settings = settings
+
+    async def start(self) -> None:
+        """Create pooled clients. Must not fail because the source is unreachable."""
+
+    async def stop(self) -> None:
+        """Close what ``start`` created."""
+
+    @abstractmethod
+    async def stat(self, key: str) -> ObjectInfo:
+        """Metadata of ``key`` without reading its body (for HEAD).
+
+        Raises NotFound, InvalidKey, UpstreamError, BackendUnavailable or UpstreamTimeout.
+        """
+
+    @abstractmethod
+    async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
+        """Open ``key`` in one round trip to the source: metadata, the range served, and chunks.
+
+        ``byte_range`` None means the whole object. When a range is asked and the object
+        is shorter, raise ``RangeNotSatisfiable(size)``; a backend that cannot read a range
+        may return the whole object (``content_range=None``) and the core cuts it.
+        ``conditions`` may be forwarded to the source (raise NotModified or
+        PreconditionFailed on its answer); the core evaluates them against the metadata
+        anyway. Raise errors before returning: once returned, the response has started.
+        """
+
+    @abstractmethod
+    async def health(self) -> Health:
+        """Whether the source answers and the credentials work; cheap, no object read."""

@@ -1,0 +1,126 @@
+"""HTTP conditional requests and byte ranges (RFC 9110 §13 and §14), read from request headers
+and evaluated against an object's metadata."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+from mediasrv.errors import NotModified, PreconditionFailed
+from mediasrv.objects import ByteRange, Conditions, ObjectInfo
+
+_SINGLE_RANGE = re.compile(r"bytes[ \t]*=[ \t]*(?:(\d+)[ \t]*-[ \t]*(\d*)|-[ \t]*(\d+))[ \t]*", re.ASCII)
+_ENTITY_TAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
+_MAX_DIGITS = 19  # beyond int64: no object is that large, and int() of a huge string is slow
+
+
+def parse_range(value: str | None) -> ByteRange | None:
+    """The single byte range a ``Range`` header asks for, or None to serve the whole object.
+
+    A missing, malformed, non-bytes or multi-range header gives None: RFC 9110 lets a server
+    ignore Range, and mediasrv answers multiple ranges with the full object, as S3 does.
+    """
+    if not value:
+        return None
+    match = _SINGLE_RANGE.fullmatch(value)
+    if match is None:
+        return None
+    first, last, suffix = match.groups()
+    if any(part and len(part) > _MAX_DIGITS for part in (first, last, suffix)):
+        return None
+    if suffix is not None:
+        return ByteRange(suffix=int(suffix))
+    if last and int(last) < int(first):
+        return None
+    return ByteRange(int(first), int(last) if last else None)
+
+
+def parse_http_date(value: str | None) -> datetime | None:
+    """A timezone-aware datetime from an HTTP date, or None when absent or invalid."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def conditions_from_headers(headers: Mapping[str, str]) -> Conditions:
+    """The conditional headers of a request; invalid dates are ignored, as RFC 9110 says."""
+    return Conditions(
+        if_match=headers.get("if-match"),
+        if_none_match=headers.get("if-none-match"),
+        if_modified_since=parse_http_date(headers.get("if-modified-since")),
+        if_unmodified_since=parse_http_date(headers.get("if-unmodified-since")),
+        if_range=headers.get("if-range"),
+    )
+
+
+def check_preconditions(conditions: Conditions, info: ObjectInfo) -> None:
+    """Raise PreconditionFailed (412) or NotModified (304) as RFC 9110 §13.2.2 orders them.
+
+    For GET and HEAD only: a failed ``If-None-Match`` is a 304, never a 412.
+    """
+    if conditions.if_match is not None:
+        if not _matches(conditions.if_match, info.etag, weak=False):
+            raise PreconditionFailed("If-Match failed")
+    elif conditions.if_unmodified_since is not None and info.last_modified is not None:
+        if _seconds(info.last_modified) > _seconds(conditions.if_unmodified_since):
+            raise PreconditionFailed("If-Unmodified-Since failed")
+
+    if conditions.if_none_match is not None:
+        if _matches(conditions.if_none_match, info.etag, weak=True):
+            raise NotModified(info)
+    elif conditions.if_modified_since is not None and info.last_modified is not None:
+        if _seconds(info.last_modified) <= _seconds(conditions.if_modified_since):
+            raise NotModified(info)
+
+
+def range_applies(conditions: Conditions, info: ObjectInfo) -> bool:
+    """Whether a Range may be honoured: no ``If-Range``, or it still names this representation.
+
+    An entity tag must match strongly; a date must equal Last-Modified exactly (§13.1.5).
+    """
+    validator = conditions.if_range
+    if validator is None:
+        return True
+    validator = validator.strip()
+    if validator.startswith(('"', "W/")):
+        return _matches(validator, info.etag, weak=False)
+    date = parse_http_date(validator)
+    return date is not None and info.last_modified is not None and (
+        _seconds(date) == _seconds(info.last_modified)
+    )
+
+
+def _matches(header: str, etag: str | None, *, weak: bool) -> bool:
+    """Whether an If-Match / If-None-Match list names ``etag`` (``*`` names any)."""
+    if etag is None:
+        return False
+    if header.strip() == "*":
+        return True
+    etag_weak, etag_opaque = _split_etag(etag)
+    if etag_weak and not weak:
+        return False
+    for candidate_weak, candidate_opaque in _parse_etag_list(header):
+        if candidate_opaque == etag_opaque and (weak or not candidate_weak):
+            return True
+    return False
+
+
+def _parse_etag_list(header: str) -> list[tuple[bool, str]]:
+    return [(bool(m.group(1)), m.group(2)) for m in _ENTITY_TAG.finditer(header)]
+
+
+def _split_etag(etag: str) -> tuple[bool, str]:
+    if etag.startswith("W/"):
+        return True, etag[2:]
+    return False, etag
+
+
+def _seconds(moment: datetime) -> int:
+    """HTTP dates have whole seconds: compare at that resolution."""
+    return int(moment.timestamp())

@@ -1,0 +1,76 @@
+"""Client connections of this worker, so a response can tell that its client left and can
+abort (not politely close) the connection of a client that stopped reading.
+
+ASGI gives an app no handle on its connection, and uvicorn's ``send`` silently does nothing
+once the client is gone; a polite ``close()`` waits forever to flush to a client that reads
+nothing. mediasrv's uvicorn protocol (``ConnectionTrackingMixin``) records each transport here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+Address = tuple[str, int]
+ConnectionKey = tuple[Address, Address]
+
+_transports: dict[ConnectionKey, asyncio.BaseTransport] = {}
+
+
+class ClientConnection:
+    """The transport under one request, as far as a response needs it."""
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self._transport = transport
+
+    @property
+    def closed(self) -> bool:
+        """The client is gone, or the connection is being torn down."""
+        return self._transport.is_closing()
+
+    def buffered_bytes(self) -> int:
+        """Bytes written but not yet taken by the client's socket."""
+        return self._transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """Drop the connection at once, discarding unsent data (the client sees a reset)."""
+        self._transport.abort()
+
+
+def find_connection(scope: Mapping[str, Any]) -> ClientConnection | None:
+    """The connection a request came on, when served by a tracking protocol."""
+    server, client = scope.get("server"), scope.get("client")
+    if not server or not client:
+        return None
+    transport = _transports.get(((server[0], server[1]), (client[0], client[1])))
+    if not isinstance(transport, asyncio.WriteTransport):
+        return None
+    return ClientConnection(transport)
+
+
+class ConnectionTrackingMixin:
+    """Mixed into an asyncio protocol (uvicorn's HTTP protocols): records its transport."""
+
+    _connection_key: ConnectionKey | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._connection_key = _key_of(transport)
+        if self._connection_key is not None:
+            _transports[self._connection_key] = transport
+        super().connection_made(transport)  # type: ignore[misc]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._connection_key is not None:
+            _transports.pop(self._connection_key, None)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+def _key_of(transport: asyncio.BaseTransport) -> ConnectionKey | None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    local, remote = sock.getsockname(), sock.getpeername()
+    if not isinstance(local, tuple) or not isinstance(remote, tuple):
+        return None  # a Unix socket: no addresses to match a scope by
+    return (str(local[0]), int(local[1])), (str(remote[0]), int(remote[1]))

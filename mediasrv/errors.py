@@ -1,0 +1,91 @@
+"""The errors a backend raises; each maps to one HTTP status in one place (``http_status``).
+
+They subclass builtins where one fits, so ``except FileNotFoundError`` still catches a
+:class:`NotFound`. A backend never lets a library's exception escape: it maps it to one of these.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mediasrv.objects import ObjectInfo
+
+
+class MediaError(Exception):
+    """Base class: ``status`` is the HTTP status, ``detail`` the client-safe message."""
+
+    status: int = 502
+    default_detail: str = "backend error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class InvalidKey(MediaError, ValueError):
+    """The key is malformed or would leave the backend's root, prefix or base URL."""
+
+    status = 400
+    default_detail = "invalid key"
+
+
+class NotFound(MediaError, FileNotFoundError):
+    """No such backend or object (an upstream 404/410 too)."""
+
+    status = 404
+    default_detail = "not found"
+
+
+class NotModified(MediaError):
+    """The client's cached copy is current (304). Carries the metadata for the 304 headers."""
+
+    status = 304
+    default_detail = "not modified"
+
+    def __init__(self, info: ObjectInfo | None = None) -> None:
+        super().__init__()
+        self.info = info
+
+
+class PreconditionFailed(MediaError):
+    """``If-Match`` or ``If-Unmodified-Since`` failed (412)."""
+
+    status = 412
+    default_detail = "precondition failed"
+
+
+class RangeNotSatisfiable(MediaError):
+    """No byte of the requested range exists (416); ``size`` is the object's length."""
+
+    status = 416
+    default_detail = "range not satisfiable"
+
+    def __init__(self, size: int | None, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.size = size
+
+
+class UpstreamError(MediaError, ConnectionError):
+    """The source refused, reset, failed (5xx, unexpected 4xx) or redirected elsewhere (502)."""
+
+    status = 502
+    default_detail = "upstream error"
+
+
+class BackendUnavailable(MediaError):
+    """Misconfigured or denied (credentials, missing bucket, upstream 401/403/429), or saturated (503)."""
+
+    status = 503
+    default_detail = "backend unavailable"
+
+    def __init__(self, detail: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class UpstreamTimeout(MediaError, TimeoutError):
+    """The source did not answer in time (504)."""
+
+    status = 504
+    default_detail = "upstream timeout"

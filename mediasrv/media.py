@@ -1,0 +1,127 @@
+"""The media endpoint: ``GET`` and ``HEAD /media/{backend}/{key:path}``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mediasrv.backend import StorageBackend
+from mediasrv.chunks import SlicedChunks
+from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_range, range_applies
+from mediasrv.errors import MediaError, RangeNotSatisfiable, UpstreamError, UpstreamTimeout
+from mediasrv.keys import validate_key
+from mediasrv.limits import StreamLimiter, StreamSlot
+from mediasrv.objects import ByteRange, Conditions, ObjectStream
+from mediasrv.registry import BackendRegistry
+from mediasrv.responses import MediaResponse, close_chunks, error_response, object_headers
+
+logger = logging.getLogger("mediasrv")
+
+T = TypeVar("T")
+
+
+class MediaEndpoint:
+    """Serves objects from the registry's backends with full HTTP semantics."""
+
+    def __init__(self, registry: BackendRegistry, limiter: StreamLimiter, send_timeout: float) -> None:
+        self.registry = registry
+        self.limiter = limiter
+        self.send_timeout = send_timeout
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one request; every expected failure becomes its status, decided up front."""
+        cache_control = ""
+        try:
+            backend = self.registry.get(request.path_params["backend"])
+            cache_control = backend.settings.cache_control
+            key = validate_key(request.path_params["key"])
+            if request.method == "HEAD":
+                return await self._head(backend, key, request)
+            return await self._get(backend, key, request)
+        except MediaError as exc:
+            return error_response(exc, cache_control)
+
+    async def _head(self, backend: StorageBackend, key: str, request: Request) -> Response:
+        info = await _guarded(backend, backend.stat(key))
+        check_preconditions(conditions_from_headers(request.headers), info)
+        return MediaResponse(200, object_headers(info, key, backend.settings.cache_control, None))
+
+    async def _get(self, backend: StorageBackend, key: str, request: Request) -> Response:
+        byte_range = parse_range(request.headers.get("range"))
+        conditions = conditions_from_headers(request.headers)
+        slot = self.limiter.acquire()
+        try:
+            stream = await self._open(backend, key, byte_range, conditions)
+            stream = await self._settle(backend, key, stream, byte_range, conditions)
+        except BaseException:
+            slot.release()
+            raise
+        return self._stream_response(backend, key, stream, slot)
+
+    async def _open(
+        self, backend: StorageBackend, key: str, byte_range: ByteRange | None, conditions: Conditions
+    ) -> ObjectStream:
+        try:
+            return await _guarded(backend, backend.open(key, byte_range, conditions))
+        except RangeNotSatisfiable:
+            if byte_range is None or conditions.if_range is None:
+                raise
+        # If-Range may name an older version, in which case the range does not apply at all.
+        stream = await _guarded(backend, backend.open(key, None, replace(conditions, if_range=None)))
+        if range_applies(conditions, stream.info) and stream.info.size is not None:
+            await close_chunks(stream.chunks)
+            raise RangeNotSatisfiable(stream.info.size)
+        return stream
+
+    async def _settle(
+        self, backend: StorageBackend, key: str, stream: ObjectStream, byte_range: ByteRange | None, conditions: Conditions
+    ) -> ObjectStream:
+        """Apply the conditions and the range to an opened stream, whatever the backend did of them.
+
+        Closes the stream before raising (304, 412, 416).
+        """
+        try:
+            check_preconditions(conditions, stream.info)
+            if byte_range is not None and not range_applies(conditions, stream.info):
+                byte_range = None
+                if stream.content_range is not None:  # the backend ignored If-Range: reopen whole
+                    await close_chunks(stream.chunks)
+                    stream = await _guarded(backend, backend.open(key, None, Conditions()))
+            if byte_range is not None and stream.content_range is None and stream.info.size is not None:
+                content_range = byte_range.resolve(stream.info.size)
+                stream.chunks = SlicedChunks(stream.chunks, content_range.first, content_range.length)
+                stream.content_range = content_range
+            return stream
+        except BaseException:
+            await close_chunks(stream.chunks)
+            raise
+
+    def _stream_response(self, backend: StorageBackend, key: str, stream: ObjectStream, slot: StreamSlot) -> Response:
+        content_range = stream.content_range
+        headers = object_headers(stream.info, key, backend.settings.cache_control, content_range)
+        return MediaResponse(
+            206 if content_range is not None else 200,
+            headers,
+            stream.chunks,
+            content_length=content_range.length if content_range is not None else stream.info.size,
+            send_timeout=self.send_timeout,
+            on_finish=slot.release,
+        )
+
+
+async def _guarded(backend: StorageBackend, call: Awaitable[T]) -> T:
+    """Await a backend call; a library error that escaped the plugin becomes 502/504, logged."""
+    try:
+        return await call
+    except MediaError:
+        raise
+    except TimeoutError:
+        raise UpstreamTimeout(f"backend {backend.name!r} timed out") from None
+    except Exception:
+        logger.exception("backend %r (%s) raised an unmapped error", backend.name, backend.kind)
+        raise UpstreamError(f"backend {backend.name!r} failed") from None

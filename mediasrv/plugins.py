@@ -1,0 +1,108 @@
+"""Builds the plugin manager and collects the backend classes that plugins register."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pluggy
+
+from mediasrv import hookspecs
+from mediasrv.backend import BackendSettings, StorageBackend
+
+
+class PluginError(Exception):
+    """A plugin failed to load or registered something wrong; stops start-up."""
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """A registered backend class and the plugin that registered it."""
+
+    backend_class: type[StorageBackend]
+    plugin_name: str
+
+
+def get_plugin_manager(modules: Iterable[str] = (), search_path: Path | None = None) -> pluggy.PluginManager:
+    """A plugin manager with the ``mediasrv`` entry points and ``modules`` registered.
+
+    ``modules`` are importable module names (settings' ``plugins = [...]``), imported with
+    ``search_path`` (the settings file's folder) on ``sys.path``.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    _load_entry_points(pm)
+    for name in modules:
+        if pm.get_plugin(name) is None:
+            pm.register(_import_plugin(name, search_path), name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from None
+    return pm
+
+
+def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
+    """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind."""
+    kinds: dict[str, BackendKind] = {}
+    # Each implementation is called on its own so that an error names its plugin.
+    for impl in pm.hook.mediasrv_register_backends.get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        def register(backend_class: type[StorageBackend], plugin_name: str = impl.plugin_name) -> None:
+            kind = _check_backend_class(backend_class, plugin_name)
+            if kind in kinds:
+                other = kinds[kind].plugin_name
+                raise PluginError(f"plugin {plugin_name!r}: backend kind {kind!r} is already registered by plugin {other!r}")
+            kinds[kind] = BackendKind(backend_class, plugin_name)
+
+        try:
+            impl.function(**{argname: register for argname in impl.argnames})
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {impl.plugin_name!r}: mediasrv_register_backends failed: {exc!r}") from None
+    return kinds
+
+
+def _check_backend_class(backend_class: object, plugin_name: str) -> str:
+    if not (isinstance(backend_class, type) and issubclass(backend_class, StorageBackend)):
+        raise PluginError(f"plugin {plugin_name!r}: registered {backend_class!r}, which is not a StorageBackend subclass")
+    kind = getattr(backend_class, "kind", None)
+    if not isinstance(kind, str) or not kind:
+        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__} has no 'kind' string")
+    settings_class = backend_class.Settings
+    if not (isinstance(settings_class, type) and issubclass(settings_class, BackendSettings)):
+        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__}.Settings is not a BackendSettings subclass")
+    if backend_class.__abstractmethods__:
+        missing = ", ".join(sorted(backend_class.__abstractmethods__))
+        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__} does not implement {missing}")
+    return kind
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    # Import each entry point first so a failure names its plugin; pluggy then registers
+    # them (from the import cache) and records their distributions for introspection.
+    for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+        try:
+            entry_point.load()
+        except Exception as exc:
+            raise PluginError(f"plugin {entry_point.name!r} ({entry_point.value}): import failed: {exc!r}") from None
+    try:
+        pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+    except (ValueError, pluggy.PluginValidationError) as exc:
+        raise PluginError(f"entry points of group {hookspecs.PROJECT!r}: {exc}") from None
+
+
+def _import_plugin(name: str, search_path: Path | None) -> ModuleType:
+    if search_path is not None and str(search_path) not in sys.path:
+        sys.path.insert(0, str(search_path))
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise PluginError(f"plugin {name!r} (from settings 'plugins'): import failed: {exc!r}") from None

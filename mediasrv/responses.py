@@ -1,0 +1,192 @@
+"""Responses of the media endpoint: object headers, errors, and the streaming body."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+from collections.abc import Callable
+from email.utils import format_datetime
+from typing import Any
+
+import anyio
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from mediasrv.connections import ClientConnection, find_connection
+from mediasrv.errors import BackendUnavailable, MediaError, NotModified, RangeNotSatisfiable
+from mediasrv.objects import Chunks, ContentRange, ObjectInfo
+
+logger = logging.getLogger("mediasrv")
+
+Headers = list[tuple[bytes, bytes]]
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+ACTIVE_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"})
+
+# Python's built-in table only, so a guess does not depend on the host's /etc/mime.types.
+_mime_types = mimetypes.MimeTypes()
+for _type, _extension in (("image/webp", ".webp"), ("image/avif", ".avif"), ("image/jxl", ".jxl"),
+                          ("image/heic", ".heic"), ("video/webm", ".webm"), ("audio/flac", ".flac")):
+    _mime_types.add_type(_type, _extension)
+
+
+class ClientStalled(Exception):
+    """The client accepted no bytes for ``send_timeout`` seconds."""
+
+
+def guess_content_type(key: str) -> str:
+    """The media type a key's extension suggests, else application/octet-stream."""
+    guessed, _ = _mime_types.guess_type(key, strict=False)
+    return guessed or DEFAULT_CONTENT_TYPE
+
+
+def is_active_content(content_type: str) -> bool:
+    """Whether a browser would run scripts in this type (HTML, SVG, any XML)."""
+    essence = content_type.split(";", 1)[0].strip().lower()
+    return essence in ACTIVE_CONTENT_TYPES or essence.endswith("+xml")
+
+
+def validator_headers(info: ObjectInfo, cache_control: str) -> Headers:
+    """ETag, Last-Modified and Cache-Control: what a 200, 206 and 304 all carry."""
+    headers: Headers = []
+    if info.etag:
+        headers.append((b"etag", info.etag.encode("latin-1")))
+    if info.last_modified is not None:
+        headers.append((b"last-modified", format_datetime(info.last_modified, usegmt=True).encode("latin-1")))
+    cache_control = cache_control or info.cache_control or ""
+    if cache_control:
+        headers.append((b"cache-control", cache_control.encode("latin-1")))
+    return headers
+
+
+def object_headers(info: ObjectInfo, key: str, cache_control: str, content_range: ContentRange | None) -> Headers:
+    """Every header of a 200 or 206 (or the HEAD of one) for ``info``."""
+    content_type = info.content_type or guess_content_type(key)
+    headers = validator_headers(info, cache_control)
+    headers.append((b"content-type", content_type.encode("latin-1")))
+    headers.append((b"accept-ranges", b"bytes"))
+    if is_active_content(content_type):
+        headers.append((b"content-security-policy", b"sandbox"))
+    if info.content_encoding:
+        headers.append((b"content-encoding", info.content_encoding.encode("latin-1")))
+    if content_range is not None:
+        headers.append((b"content-range", content_range.header_value().encode("latin-1")))
+        headers.append((b"content-length", str(content_range.length).encode("latin-1")))
+    elif info.size is not None:
+        headers.append((b"content-length", str(info.size).encode("latin-1")))
+    return headers
+
+
+def error_response(exc: MediaError, cache_control: str = "") -> Response:
+    """The response for an error decided before the status line: JSON ``detail``, or a bare 304."""
+    if isinstance(exc, NotModified):
+        headers = validator_headers(exc.info, cache_control) if exc.info else []
+        return MediaResponse(304, headers)
+    extra: dict[str, str] = {}
+    if isinstance(exc, RangeNotSatisfiable):
+        extra["content-range"] = f"bytes */{'*' if exc.size is None else exc.size}"
+    if isinstance(exc, BackendUnavailable) and exc.retry_after is not None:
+        extra["retry-after"] = str(exc.retry_after)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=extra)
+
+
+async def close_chunks(chunks: Chunks) -> None:
+    """Close a chunk iterator, whatever happens around it: shielded, bounded, never raising."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is None:
+        return
+    with anyio.move_on_after(MediaResponse.close_timeout, shield=True):
+        try:
+            await aclose()
+        except Exception as exc:
+            logger.warning("closing a chunk iterator failed: %r", exc)
+
+
+class MediaResponse(Response):
+    """Headers decided up front, then the chunks (or no body, for HEAD and 304).
+
+    Owns the chunk iterator: it is closed when the body is done, when the source fails,
+    when the client disconnects and when the client stalls. A failure after the status line
+    aborts the connection, so the client sees a truncated transfer, never a short 200.
+    """
+
+    close_timeout = 5.0
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Headers,
+        chunks: Chunks | None = None,
+        *,
+        content_length: int | None = None,
+        send_timeout: float = 60.0,
+        on_finish: Callable[[], None] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.raw_headers = headers
+        self.background = None
+        self.chunks = chunks
+        self.content_length = content_length
+        self.send_timeout = send_timeout
+        self.on_finish = on_finish
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            if self.chunks is None or await self._stream(send, find_connection(scope)):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if self.chunks is not None:
+                await close_chunks(self.chunks)
+            if self.on_finish is not None:
+                self.on_finish()
+
+    async def _stream(self, send: Send, connection: ClientConnection | None) -> bool:
+        """Send every chunk; False when the response cannot be completed."""
+        assert self.chunks is not None
+        sent = 0
+        try:
+            async for chunk in self.chunks:
+                sent += len(chunk)
+                if self.content_length is not None and sent > self.content_length:
+                    raise RuntimeError(f"source yielded more than the {self.content_length} bytes it declared")
+                await self._send_chunk(send, chunk, connection)
+                if connection is not None and connection.closed:
+                    logger.debug("client disconnected after %d bytes", sent)
+                    return False
+            if self.content_length is not None and sent != self.content_length:
+                raise RuntimeError(f"source ended after {sent} of {self.content_length} bytes")
+            return True
+        except ClientStalled:
+            logger.info("client accepted no bytes for %ss; connection aborted", self.send_timeout)
+            return self._abort(connection)
+        except Exception as exc:
+            logger.warning("stream failed after %d bytes, connection aborted: %r", sent, exc)
+            if connection is None:
+                raise  # the server closes the connection; the client still sees a short body
+            return self._abort(connection)
+
+    async def _send_chunk(self, send: Send, chunk: bytes, connection: ClientConnection | None) -> None:
+        """Send one chunk; ClientStalled when the client takes no byte for ``send_timeout``.
+
+        uvicorn's send waits for the write buffer to drain before it writes anything, so a
+        send cancelled by the timeout wrote nothing and can be retried while the client
+        keeps taking bytes, however slowly.
+        """
+        message: dict[str, Any] = {"type": "http.response.body", "body": chunk, "more_body": True}
+        while True:
+            buffered = connection.buffered_bytes() if connection is not None else 0
+            try:
+                async with asyncio.timeout(self.send_timeout):
+                    await send(message)
+                return
+            except TimeoutError:
+                if connection is None or connection.closed or connection.buffered_bytes() >= buffered:
+                    raise ClientStalled from None
+
+    @staticmethod
+    def _abort(connection: ClientConnection | None) -> bool:
+        if connection is not None:
+            connection.abort()
+        return False

@@ -1,0 +1,56 @@
+"""Runs the app under uvicorn, with mediasrv's connection-tracking HTTP protocol."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from mediasrv.connections import ConnectionTrackingMixin
+from mediasrv.settings import CONFIG_ENV, Settings
+
+
+class TrackingH11Protocol(ConnectionTrackingMixin, H11Protocol):
+    """uvicorn's h11 protocol, recording its transport (see mediasrv.connections)."""
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class TrackingHttpToolsProtocol(ConnectionTrackingMixin, HttpToolsProtocol):
+        """uvicorn's httptools protocol, recording its transport (see mediasrv.connections)."""
+
+    HTTP_PROTOCOL: type = TrackingHttpToolsProtocol
+except ImportError:  # httptools is optional for uvicorn
+    HTTP_PROTOCOL = TrackingH11Protocol
+
+
+def log_config() -> dict:
+    """uvicorn's logging set-up, plus the ``mediasrv`` logger on the same handler."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["mediasrv"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def serve(config_path: Path, settings: Settings) -> None:
+    """Serve until interrupted. Each worker builds its app from ``config_path`` and the environment."""
+    os.environ[CONFIG_ENV] = str(config_path)
+    server = settings.server
+    uvicorn.run(
+        "mediasrv.app:app_from_environment",
+        factory=True,
+        host=server.host,
+        port=server.port,
+        workers=server.workers,
+        http=HTTP_PROTOCOL,
+        lifespan="on",
+        # The client address must be the real peer: admin access and connection tracking use it.
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=server.shutdown_timeout,
+        log_config=log_config(),
+    )
