@@ -9,6 +9,9 @@ nothing. mediasrv's uvicorn protocol (``ConnectionTrackingMixin``) records each 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import sys
+import termios
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,9 +32,10 @@ class ClientConnection:
         """The client is gone, or the connection is being torn down."""
         return self._transport.is_closing()
 
-    def buffered_bytes(self) -> int:
-        """Bytes written but not yet taken by the client's socket."""
-        return self._transport.get_write_buffer_size()
+    def unsent_bytes(self) -> int:
+        """Bytes written but not yet acknowledged by the client: in the transport's buffer
+        and, on Linux, in the kernel's send queue (which can hold megabytes on its own)."""
+        return self._transport.get_write_buffer_size() + _kernel_send_queue(self._transport)
 
     def abort(self) -> None:
         """Drop the connection at once, discarding unsent data (the client sees a reset)."""
@@ -44,9 +48,8 @@ def find_connection(scope: Mapping[str, Any]) -> ClientConnection | None:
     if not server or not client:
         return None
     transport = _transports.get(((server[0], server[1]), (client[0], client[1])))
-    if not isinstance(transport, asyncio.WriteTransport):
-        return None
-    return ClientConnection(transport)
+    # Duck-typed: uvloop's transports are not asyncio.WriteTransport subclasses.
+    return ClientConnection(transport) if transport is not None else None  # type: ignore[arg-type]
 
 
 class ConnectionTrackingMixin:
@@ -64,6 +67,17 @@ class ConnectionTrackingMixin:
         if self._connection_key is not None:
             _transports.pop(self._connection_key, None)
         super().connection_lost(exc)  # type: ignore[misc]
+
+
+def _kernel_send_queue(transport: asyncio.BaseTransport) -> int:
+    sock = transport.get_extra_info("socket")
+    if sock is None or not hasattr(termios, "TIOCOUTQ"):
+        return 0
+    try:
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int.from_bytes(queued, sys.byteorder, signed=True)
 
 
 def _key_of(transport: asyncio.BaseTransport) -> ConnectionKey | None:

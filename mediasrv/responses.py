@@ -171,18 +171,18 @@ class MediaResponse(Response):
         """Send one chunk; ClientStalled when the client takes no byte for ``send_timeout``.
 
         uvicorn's send waits for the write buffer to drain before it writes anything, so a
-        send cancelled by the timeout wrote nothing and can be retried while the client
+        send cancelled by the timeout wrote nothing and can be retried as long as the client
         keeps taking bytes, however slowly.
         """
         message: dict[str, Any] = {"type": "http.response.body", "body": chunk, "more_body": True}
         while True:
-            buffered = connection.buffered_bytes() if connection is not None else 0
+            unsent = connection.unsent_bytes() if connection is not None else 0
             try:
                 async with asyncio.timeout(self.send_timeout):
                     await send(message)
                 return
             except TimeoutError:
-                if connection is None or connection.closed or connection.buffered_bytes() >= buffered:
+                if connection is None or connection.closed or connection.unsent_bytes() >= unsent:
                     raise ClientStalled from None
 
     @staticmethod

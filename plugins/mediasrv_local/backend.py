@@ -100,8 +100,9 @@ class LocalBackend(StorageBackend):
         return fd
 
     def _stat_sync(self, key: str) -> os.stat_result:
+        path = self._resolve(key)
         try:
-            result = os.stat(self._resolve(key))
+            result = os.stat(path)
         except OSError as exc:
             raise self._error(exc) from None
         if not stat.S_ISREG(result.st_mode):

@@ -1,0 +1,139 @@
+"""Fixtures that run mediasrv for real: ``mediasrv serve`` in a subprocess on a free
+127.0.0.1 port, with a settings file written for the test."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+TESTS_DIR = Path(__file__).parent
+PROJECT_DIR = TESTS_DIR.parent
+TEST_PLUGINS_DIR = TESTS_DIR / "plugins"
+START_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running ``mediasrv serve`` process."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    config_dir: Path
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def open_files_under(self, folder: Path) -> list[str]:
+        """Paths under ``folder`` that the server process holds open."""
+        fd_dir = Path(f"/proc/{self.process.pid}/fd")
+        held = []
+        for fd in fd_dir.iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith(str(folder)):
+                held.append(target)
+        return held
+
+    def bytes_read(self) -> int:
+        """Bytes the server process has read from files and sockets (/proc/PID/io rchar)."""
+        for line in Path(f"/proc/{self.process.pid}/io").read_text().splitlines():
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+        raise AssertionError("no rchar in /proc/PID/io")
+
+    def raw_get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        """A request whose path is sent exactly as given (httpx would normalise ``..``)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request(method, path, headers=headers or {})
+            response = connection.getresponse()
+            body = response.read()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+        finally:
+            connection.close()
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def write_settings(config_dir: Path, text: str, plugins: tuple[str, ...] = ()) -> Path:
+    """Write settings.toml into ``config_dir``, with the named test plugins beside it."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for plugin in plugins:
+        shutil.copy(TEST_PLUGINS_DIR / f"{plugin}.py", config_dir / f"{plugin}.py")
+    path = config_dir / "settings.toml"
+    path.write_text(text)
+    return path
+
+
+def start_server(config_dir: Path, settings: str, plugins: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Server:
+    """Start ``mediasrv serve`` and wait until /healthz answers."""
+    path = write_settings(config_dir, settings, plugins)
+    port = free_port()
+    log_path = config_dir / "server.log"
+    environment = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", **(env or {})}
+    environment.pop("MEDIASRV_CONFIG", None)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mediasrv", "serve", "--config", str(path), "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=config_dir,
+        )
+    server = Server(process, port, config_dir, log_path)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"mediasrv exited with {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.05)
+    server.stop()
+    raise AssertionError(f"mediasrv did not answer /healthz within {START_TIMEOUT}s:\n{server.log()}")
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[object]:
+    """A function starting servers for one test; all are stopped afterwards."""
+    servers: list[Server] = []
+
+    def make(settings: str, plugins: tuple[str, ...] = (), env: dict[str, str] | None = None, name: str = "server") -> Server:
+        server = start_server(tmp_path / name, settings, plugins, env)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
