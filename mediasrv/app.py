@@ -20,7 +20,7 @@ from mediasrv.media import MediaEndpoint
 from mediasrv.plugins import backend_kinds, get_plugin_manager
 from mediasrv.registry import BackendRegistry
 from mediasrv.responses import error_response
-from mediasrv.settings import CONFIG_ENV, Settings, find_settings_file, load_settings
+from mediasrv.settings import CONFIG_ENV, ConfigError, Settings, find_settings_file, load_settings
 
 MEDIA_PREFIX = "/media"
 
@@ -59,7 +59,10 @@ def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:
     path = find_settings_file(config)
     settings = load_settings(path)
     pm = get_plugin_manager(settings.plugins, search_path=path.parent)
-    return create_app(settings, pm, path.parent)
+    try:
+        return create_app(settings, pm, path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def app_from_environment() -> FastAPI:

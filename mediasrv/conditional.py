@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 from mediasrv.errors import NotModified, PreconditionFailed
 from mediasrv.objects import ByteRange, Conditions, ObjectInfo
 
-_SINGLE_RANGE = re.compile(r"bytes[ \t]*=[ \t]*(?:(\d+)[ \t]*-[ \t]*(\d*)|-[ \t]*(\d+))[ \t]*", re.ASCII)
+_SINGLE_RANGE = re.compile(
+    r"bytes[ \t]*=[ \t]*(?:(\d+)[ \t]*-[ \t]*(\d*)|-[ \t]*(\d+))[ \t]*", re.ASCII | re.IGNORECASE
+)
 _ENTITY_TAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
+_SINGLE_ENTITY_TAG = re.compile(r'(W/)?"[^"]*"')
 _MAX_DIGITS = 19  # beyond int64: no object is that large, and int() of a huge string is slow
 
 
@@ -38,14 +41,17 @@ def parse_range(value: str | None) -> ByteRange | None:
 
 
 def parse_http_date(value: str | None) -> datetime | None:
-    """A timezone-aware datetime from an HTTP date, or None when absent or invalid."""
+    """A timezone-aware datetime from an HTTP date in any of its three forms, or None.
+
+    HTTP dates are always UTC; the asctime form says so by saying nothing (RFC 9110 §5.6.7).
+    """
     if not value:
         return None
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    return parsed if parsed.tzinfo is not None else None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
 def conditions_from_headers(headers: Mapping[str, str]) -> Conditions:
@@ -89,7 +95,8 @@ def range_applies(conditions: Conditions, info: ObjectInfo) -> bool:
         return True
     validator = validator.strip()
     if validator.startswith(('"', "W/")):
-        return _matches(validator, info.etag, weak=False)
+        # One entity tag, not a list; a weak one never matches.
+        return _SINGLE_ENTITY_TAG.fullmatch(validator) is not None and _matches(validator, info.etag, weak=False)
     date = parse_http_date(validator)
     return date is not None and info.last_modified is not None and (
         _seconds(date) == _seconds(info.last_modified)
@@ -97,11 +104,11 @@ def range_applies(conditions: Conditions, info: ObjectInfo) -> bool:
 
 
 def _matches(header: str, etag: str | None, *, weak: bool) -> bool:
-    """Whether an If-Match / If-None-Match list names ``etag`` (``*`` names any)."""
-    if etag is None:
-        return False
+    """Whether an If-Match / If-None-Match list names ``etag``; ``*`` names any existing object."""
     if header.strip() == "*":
         return True
+    if etag is None:
+        return False
     etag_weak, etag_opaque = _split_etag(etag)
     if etag_weak and not weak:
         return False

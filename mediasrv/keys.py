@@ -10,7 +10,7 @@ MAX_KEY_BYTES = 1024  # S3's limit; longer keys name nothing anywhere
 def validate_key(key: str) -> str:
     """Return ``key`` if it is a plain relative path, else raise InvalidKey.
 
-    Refused: empty keys, control characters (NUL included), backslashes, and empty,
+    Refused: empty keys, C0 and C1 control characters (NUL included), backslashes, and empty,
     ``.`` or ``..`` segments, which also covers absolute paths and ``scheme://host`` URLs.
     The key arrives percent-decoded, so ``%2e%2e`` and ``%2f`` are caught here too.
     """
@@ -18,7 +18,7 @@ def validate_key(key: str) -> str:
         raise InvalidKey("empty key")
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise InvalidKey(f"key longer than {MAX_KEY_BYTES} bytes")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in key):
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in key):
         raise InvalidKey("control character in key")
     if "\\" in key:
         raise InvalidKey("backslash in key")

@@ -38,12 +38,13 @@ def get_plugin_manager(modules: Iterable[str] = (), search_path: Path | None = N
     pm.add_hookspecs(hookspecs)
     _load_entry_points(pm)
     for name in modules:
-        if pm.get_plugin(name) is None:
-            pm.register(_import_plugin(name, search_path), name=name)
+        module = _import_plugin(name, search_path)
+        if not pm.is_registered(module):  # an installed plugin may be named again in settings
+            _register(pm, module, name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from None
+        raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {_one_line(exc)}") from None
     return pm
 
 
@@ -96,7 +97,18 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
     try:
         pm.load_setuptools_entrypoints(hookspecs.PROJECT)
     except (ValueError, pluggy.PluginValidationError) as exc:
-        raise PluginError(f"entry points of group {hookspecs.PROJECT!r}: {exc}") from None
+        raise PluginError(f"entry points of group {hookspecs.PROJECT!r}: {_one_line(exc)}") from None
+
+
+def _register(pm: pluggy.PluginManager, module: ModuleType, name: str) -> None:
+    try:
+        pm.register(module, name=name)
+    except (ValueError, pluggy.PluginValidationError) as exc:
+        raise PluginError(f"plugin {name!r}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def _import_plugin(name: str, search_path: Path | None) -> ModuleType:
