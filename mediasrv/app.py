@@ -41,8 +41,9 @@ def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -
         finally:
             await registry.stop()
 
-    app = FastAPI(title="mediasrv", version=__version__, lifespan=lifespan,
-                  openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="mediasrv", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.plugin_manager = pm
     app.state.registry = registry

@@ -32,8 +32,8 @@ class BackendSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: str
-    cache_control: str = Field("", description="Cache-Control sent with objects; empty: none")
-    chunk_size: int = Field(1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="bytes per chunk read")
+    cache_control: str = Field(default="", description="Cache-Control sent with objects; empty: none")
+    chunk_size: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="bytes per chunk read")
 
 
 class StorageBackend(ABC):

@@ -25,7 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        return args.run(args)
+        status: int = args.run(args)
+        return status
     except (ConfigError, PluginError) as exc:
         print(f"mediasrv: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR

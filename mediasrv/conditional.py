@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from mediasrv.errors import NotModified, PreconditionFailed
@@ -51,7 +51,7 @@ def parse_http_date(value: str | None) -> datetime | None:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def conditions_from_headers(headers: Mapping[str, str]) -> Conditions:
@@ -98,9 +98,7 @@ def range_applies(conditions: Conditions, info: ObjectInfo) -> bool:
         # One entity tag, not a list; a weak one never matches.
         return _SINGLE_ENTITY_TAG.fullmatch(validator) is not None and _matches(validator, info.etag, weak=False)
     date = parse_http_date(validator)
-    return date is not None and info.last_modified is not None and (
-        _seconds(date) == _seconds(info.last_modified)
-    )
+    return date is not None and info.last_modified is not None and (_seconds(date) == _seconds(info.last_modified))
 
 
 def _matches(header: str, etag: str | None, *, weak: bool) -> bool:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -79,7 +79,12 @@ class MediaEndpoint:
         return stream
 
     async def _settle(
-        self, backend: StorageBackend, key: str, stream: ObjectStream, byte_range: ByteRange | None, conditions: Conditions
+        self,
+        backend: StorageBackend,
+        key: str,
+        stream: ObjectStream,
+        byte_range: ByteRange | None,
+        conditions: Conditions,
     ) -> ObjectStream:
         """Apply the conditions and the range to an opened stream, whatever the backend did of them.
 

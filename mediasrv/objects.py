@@ -82,10 +82,16 @@ class Conditions:
     if_range: str | None = None
 
     def __bool__(self) -> bool:
-        return any(value is not None for value in (
-            self.if_match, self.if_none_match, self.if_modified_since,
-            self.if_unmodified_since, self.if_range,
-        ))
+        return any(
+            value is not None
+            for value in (
+                self.if_match,
+                self.if_none_match,
+                self.if_modified_since,
+                self.if_unmodified_since,
+                self.if_range,
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)

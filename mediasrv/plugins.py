@@ -55,11 +55,14 @@ def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
     for impl in pm.hook.mediasrv_register_backends.get_hookimpls():
         if impl.hookwrapper or impl.wrapper:
             continue
+
         def register(backend_class: type[StorageBackend], plugin_name: str = impl.plugin_name) -> None:
             kind = _check_backend_class(backend_class, plugin_name)
             if kind in kinds:
                 other = kinds[kind].plugin_name
-                raise PluginError(f"plugin {plugin_name!r}: backend kind {kind!r} is already registered by plugin {other!r}")
+                raise PluginError(
+                    f"plugin {plugin_name!r}: backend kind {kind!r} is already registered by plugin {other!r}"
+                )
             kinds[kind] = BackendKind(backend_class, plugin_name)
 
         try:
@@ -73,13 +76,13 @@ def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
 
 def _check_backend_class(backend_class: object, plugin_name: str) -> str:
     if not (isinstance(backend_class, type) and issubclass(backend_class, StorageBackend)):
-        raise PluginError(f"plugin {plugin_name!r}: registered {backend_class!r}, which is not a StorageBackend subclass")
+        raise PluginError(f"plugin {plugin_name!r}: registered {backend_class!r}, not a StorageBackend subclass")
     kind = getattr(backend_class, "kind", None)
     if not isinstance(kind, str) or not kind:
         raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__} has no 'kind' string")
     settings_class = backend_class.Settings
     if not (isinstance(settings_class, type) and issubclass(settings_class, BackendSettings)):
-        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__}.Settings is not a BackendSettings subclass")
+        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__}.Settings is not a BackendSettings")
     if backend_class.__abstractmethods__:
         missing = ", ".join(sorted(backend_class.__abstractmethods__))
         raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__} does not implement {missing}")

@@ -81,4 +81,5 @@ def _build_backend(name: str, table: dict[str, Any], kinds: dict[str, BackendKin
     try:
         return backend_class(name, settings)
     except Exception as exc:
-        raise ConfigError(f"backends.{name}: plugin {backend_kind.plugin_name!r} rejected its settings: {exc!r}") from None
+        plugin = backend_kind.plugin_name
+        raise ConfigError(f"backends.{name}: plugin {plugin!r} rejected its settings: {exc!r}") from None

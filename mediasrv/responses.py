@@ -26,8 +26,14 @@ ACTIVE_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/s
 
 # Python's built-in table only, so a guess does not depend on the host's /etc/mime.types.
 _mime_types = mimetypes.MimeTypes()
-for _type, _extension in (("image/webp", ".webp"), ("image/avif", ".avif"), ("image/jxl", ".jxl"),
-                          ("image/heic", ".heic"), ("video/webm", ".webm"), ("audio/flac", ".flac")):
+for _type, _extension in (
+    ("image/webp", ".webp"),
+    ("image/avif", ".avif"),
+    ("image/jxl", ".jxl"),
+    ("image/heic", ".heic"),
+    ("video/webm", ".webm"),
+    ("audio/flac", ".flac"),
+):
     _mime_types.add_type(_type, _extension)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -29,7 +30,7 @@ except ImportError:  # httptools is optional for uvicorn
     HTTP_PROTOCOL = TrackingH11Protocol
 
 
-def log_config() -> dict:
+def log_config() -> dict[str, Any]:
     """uvicorn's logging set-up, plus the ``mediasrv`` logger on the same handler."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["mediasrv"] = {"handlers": ["default"], "level": "INFO", "propagate": False}

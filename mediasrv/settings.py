@@ -35,11 +35,11 @@ class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=256)
-    max_streams: int = Field(1000, ge=1, description="concurrent GET bodies per worker")
-    send_timeout: float = Field(60, gt=0, description="seconds a client may accept no bytes")
-    shutdown_timeout: float = Field(10, ge=0, description="seconds open streams get on shutdown")
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=256)
+    max_streams: int = Field(default=1000, ge=1, description="concurrent GET bodies per worker")
+    send_timeout: float = Field(default=60, gt=0, description="seconds a client may accept no bytes")
+    shutdown_timeout: int = Field(default=10, ge=0, description="seconds open streams get on shutdown")
 
 
 class AdminSettings(BaseModel):

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +66,9 @@ class Server:
                 return int(line.split()[1])
         raise AssertionError("no rchar in /proc/PID/io")
 
-    def raw_get(self, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    def raw_get(
+        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> tuple[int, dict[str, str], bytes]:
         """A request whose path is sent exactly as given (httpx would normalise ``..``)."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
@@ -98,17 +100,26 @@ def write_settings(config_dir: Path, text: str, plugins: tuple[str, ...] = ()) -
     return path
 
 
-def start_server(config_dir: Path, settings: str, plugins: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Server:
+def start_server(
+    config_dir: Path,
+    settings: str,
+    plugins: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> Server:
     """Start ``mediasrv serve`` and wait until /healthz answers."""
     path = write_settings(config_dir, settings, plugins)
     port = free_port()
     log_path = config_dir / "server.log"
-    environment = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", **(env or {})}
-    environment.pop("MEDIASRV_CONFIG", None)
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("MEDIASRV_")}
+    environment = {**inherited, "AWS_EC2_METADATA_DISABLED": "true", **(env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mediasrv", "serve", "--config", str(path), "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=config_dir,
+            [sys.executable, "-m", "mediasrv", "serve", "--config", str(path), "--port", str(port), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=config_dir,
         )
     server = Server(process, port, config_dir, log_path)
     deadline = time.monotonic() + START_TIMEOUT
@@ -125,12 +136,14 @@ def start_server(config_dir: Path, settings: str, plugins: tuple[str, ...] = (),
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[object]:
+def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """A function starting servers for one test; all are stopped afterwards."""
     servers: list[Server] = []
 
-    def make(settings: str, plugins: tuple[str, ...] = (), env: dict[str, str] | None = None, name: str = "server") -> Server:
-        server = start_server(tmp_path / name, settings, plugins, env)
+    def make(
+        settings: str, plugins: tuple[str, ...] = (), env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> Server:
+        server = start_server(tmp_path / f"server{len(servers)}", settings, plugins, env, args)
         servers.append(server)
         return server
 

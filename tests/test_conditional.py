@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -11,7 +11,7 @@ from mediasrv.errors import NotModified, PreconditionFailed
 from mediasrv.objects import Conditions, ObjectInfo
 
 # Sub-second part on purpose: HTTP dates have whole seconds.
-LAST_MODIFIED = datetime(2024, 1, 2, 3, 4, 5, 600_000, tzinfo=timezone.utc)
+LAST_MODIFIED = datetime(2024, 1, 2, 3, 4, 5, 600_000, tzinfo=UTC)
 LAST_MODIFIED_HTTP = "Tue, 02 Jan 2024 03:04:05 GMT"
 SECOND = timedelta(seconds=1)
 WHOLE_SECOND = LAST_MODIFIED.replace(microsecond=0)
@@ -244,18 +244,20 @@ def test_range_applies_entity_tag_list_is_false() -> None:
 
 
 def test_conditions_from_headers_reads_every_field() -> None:
-    conditions = conditions_from_headers({
-        "if-match": '"a"',
-        "if-none-match": '"b"',
-        "if-modified-since": LAST_MODIFIED_HTTP,
-        "if-unmodified-since": "Wed, 03 Jan 2024 00:00:00 GMT",
-        "if-range": '"c"',
-    })
+    conditions = conditions_from_headers(
+        {
+            "if-match": '"a"',
+            "if-none-match": '"b"',
+            "if-modified-since": LAST_MODIFIED_HTTP,
+            "if-unmodified-since": "Wed, 03 Jan 2024 00:00:00 GMT",
+            "if-range": '"c"',
+        }
+    )
     assert conditions == Conditions(
         if_match='"a"',
         if_none_match='"b"',
         if_modified_since=WHOLE_SECOND,
-        if_unmodified_since=datetime(2024, 1, 3, tzinfo=timezone.utc),
+        if_unmodified_since=datetime(2024, 1, 3, tzinfo=UTC),
         if_range='"c"',
     )
     assert conditions
@@ -298,6 +300,8 @@ def test_parse_http_date_is_timezone_aware() -> None:
     assert parsed == WHOLE_SECOND
 
 
-@pytest.mark.parametrize("value", [None, "", "garbage", "Tue, 32 Jan 2024 03:04:05 GMT", "Tue, 02 Jan 2024 25:04:05 GMT"])
+@pytest.mark.parametrize(
+    "value", [None, "", "garbage", "Tue, 32 Jan 2024 03:04:05 GMT", "Tue, 02 Jan 2024 25:04:05 GMT"]
+)
 def test_parse_http_date_invalid_is_none(value: str | None) -> None:
     assert parse_http_date(value) is None

@@ -145,4 +145,3 @@ def test_shutdown_does_not_wait_forever_on_open_streams(make_server: MakeServer,
     assert returncode in (0, -15)  # uvicorn re-raises SIGTERM once it has shut down
     assert elapsed < 8, f"shutdown took {elapsed:.1f}s with shutdown_timeout = 1"
     assert "Application shutdown complete" in server.log()
-

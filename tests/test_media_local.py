@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import pytest
 from conftest import PROJECT_DIR, Server, start_server
 
 BIG_SIZE = 3 * 1024 * 1024 + 123  # several chunks, not a multiple of the chunk size
-SPARSE_SIZE = 256 * 1024 * 1024   # costs no disk; reading it costs time the test can measure
+SPARSE_SIZE = 256 * 1024 * 1024  # costs no disk; reading it costs time the test can measure
 CHUNK_SIZE = 256 * 1024
 
 
@@ -82,6 +82,7 @@ def sha256(data: bytes) -> str:
 
 
 # --- whole objects --------------------------------------------------------------------
+
 
 def test_get_full_object_bytes_identical(server: Server, media_dir: Path) -> None:
     response = get(server, "/media/local/big.bin")
@@ -151,6 +152,7 @@ def test_two_backends_of_one_kind_serve_their_own_roots(server: Server) -> None:
 
 # --- HEAD -------------------------------------------------------------------------------
 
+
 def test_head_has_headers_and_no_body(server: Server) -> None:
     status, headers, body = server.raw_get("/media/local/big.bin", method="HEAD")
     assert status == 200
@@ -179,6 +181,7 @@ def test_head_conditional_not_modified(server: Server) -> None:
 
 
 # --- ranges -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("header", "first", "last"),
@@ -250,6 +253,7 @@ def test_if_range_stale_and_range_past_end_is_200_not_416(server: Server) -> Non
 
 # --- conditional requests -----------------------------------------------------------------
 
+
 def test_if_none_match_current_is_304_without_body(server: Server) -> None:
     etag = get(server, "/media/local/big.bin").headers["etag"]
     status, headers, body = server.raw_get("/media/local/big.bin", {"If-None-Match": etag})
@@ -270,12 +274,14 @@ def test_if_none_match_other_is_200(server: Server) -> None:
 
 
 def test_if_modified_since_now_is_304(server: Server) -> None:
-    now = format_datetime(datetime.now(timezone.utc), usegmt=True)
+    now = format_datetime(datetime.now(UTC), usegmt=True)
     assert get(server, "/media/local/big.bin", **{"if-modified-since": now}).status_code == 304
 
 
 def test_if_modified_since_long_ago_is_200(server: Server) -> None:
-    assert get(server, "/media/local/big.bin", **{"if-modified-since": "Mon, 01 Jan 2001 00:00:00 GMT"}).status_code == 200
+    assert (
+        get(server, "/media/local/big.bin", **{"if-modified-since": "Mon, 01 Jan 2001 00:00:00 GMT"}).status_code == 200
+    )
 
 
 def test_if_match_other_is_412(server: Server) -> None:
@@ -295,6 +301,7 @@ def test_if_unmodified_since_long_ago_is_412(server: Server) -> None:
 
 
 # --- keys that must not be served ------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "path",
@@ -354,6 +361,7 @@ def test_healthz(server: Server) -> None:
 
 
 # --- cleanup on disconnect -----------------------------------------------------------------
+
 
 def abort_after_first_bytes(server: Server, path: str, read: int = 65536) -> None:
     """GET ``path``, read ``read`` bytes, then reset the connection."""

@@ -80,10 +80,16 @@ def test_xml_types_from_metadata_are_sandboxed(server: Server, key: str) -> None
 
 @pytest.mark.parametrize(
     ("header", "first", "last"),
-    [("bytes=0-0", 0, 0), (f"bytes={CHUNK - 3}-{2 * CHUNK + 3}", CHUNK - 3, 2 * CHUNK + 3), ("bytes=-10", BIG - 10, BIG - 1)],
+    [
+        ("bytes=0-0", 0, 0),
+        (f"bytes={CHUNK - 3}-{2 * CHUNK + 3}", CHUNK - 3, 2 * CHUNK + 3),
+        ("bytes=-10", BIG - 10, BIG - 1),
+    ],
 )
 @pytest.mark.parametrize("backend", ["mem", "cutter"])
-def test_ranges_are_exact_whether_or_not_the_backend_cuts(server: Server, backend: str, header: str, first: int, last: int) -> None:
+def test_ranges_are_exact_whether_or_not_the_backend_cuts(
+    server: Server, backend: str, header: str, first: int, last: int
+) -> None:
     response = get(server, f"/media/{backend}/big.bin", range=header)
     assert response.status_code == 206
     assert response.headers["content-range"] == f"bytes {first}-{last}/{BIG}"
@@ -120,12 +126,14 @@ def test_unmapped_library_error_leaks_nothing(server: Server) -> None:
 
 
 def test_failure_mid_stream_aborts_the_connection(server: Server, events_file: Path) -> None:
-    with pytest.raises(httpx.RemoteProtocolError):
-        with httpx.stream("GET", f"{server.url}/media/mem/broken.bin", timeout=10) as response:
-            assert response.status_code == 200
-            assert response.headers["content-length"] == "500000"
-            for _ in response.iter_bytes():
-                pass
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream("GET", f"{server.url}/media/mem/broken.bin", timeout=10) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-length"] == "500000"
+        for _ in response.iter_bytes():
+            pass
     assert "stream failed after 200000 bytes" in server.log()
     assert events(events_file).count("close broken.bin") >= 1
 

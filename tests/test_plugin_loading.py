@@ -21,7 +21,7 @@ from mediasrv_local import LocalBackend, LocalSettings
 WritePlugin = Callable[[str], str]
 
 # A complete backend plugin; KIND is replaced per test.
-DEMO_PLUGIN = '''
+DEMO_PLUGIN = """
 from mediasrv import BackendSettings, Health, ObjectInfo, StorageBackend, hookimpl
 
 
@@ -47,7 +47,7 @@ class DemoBackend(StorageBackend):
 @hookimpl
 def mediasrv_register_backends(register):
     register(DemoBackend)
-'''
+"""
 
 
 @pytest.fixture
@@ -150,13 +150,17 @@ def test_plugin_missing_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.parametrize("registered", ["int", "object()", "'local'", "None", "Health"])
 def test_plugin_registers_non_storage_backend(tmp_path: Path, write_plugin: WritePlugin, registered: str) -> None:
-    name, message = plugin_error(write_plugin, tmp_path, f"""
+    name, message = plugin_error(
+        write_plugin,
+        tmp_path,
+        f"""
         from mediasrv import Health, hookimpl
 
         @hookimpl
         def mediasrv_register_backends(register):
             register({registered})
-    """)
+    """,
+    )
     assert name in message
     assert "StorageBackend" in message
 
@@ -226,13 +230,17 @@ def test_plugin_backend_settings_not_backend_settings(tmp_path: Path, write_plug
 
 
 def test_plugin_hook_raises(tmp_path: Path, write_plugin: WritePlugin) -> None:
-    name, message = plugin_error(write_plugin, tmp_path, """
+    name, message = plugin_error(
+        write_plugin,
+        tmp_path,
+        """
         from mediasrv import hookimpl
 
         @hookimpl
         def mediasrv_register_backends(register):
             raise KeyError("hook exploded")
-    """)
+    """,
+    )
     assert name in message
     assert "hook exploded" in message
 

@@ -185,5 +185,7 @@ def test_byte_range_constructor_rejects_invalid(kwargs: dict[str, int]) -> None:
 def test_byte_range_constructor_accepts_valid(kwargs: dict[str, int]) -> None:
     byte_range = ByteRange(**kwargs)
     assert (byte_range.first, byte_range.last, byte_range.suffix) == (
-        kwargs.get("first"), kwargs.get("last"), kwargs.get("suffix"),
+        kwargs.get("first"),
+        kwargs.get("last"),
+        kwargs.get("suffix"),
     )

@@ -41,7 +41,9 @@ def test_load_settings_defaults_from_empty_file(tmp_path: Path) -> None:
 
 
 def test_load_settings_file_values(tmp_path: Path) -> None:
-    path = write(tmp_path / "settings.toml", """
+    path = write(
+        tmp_path / "settings.toml",
+        """
 plugins = ["my_plugin"]
 
 [server]
@@ -58,7 +60,8 @@ token = "s3cret"
 kind = "local"
 root = "./media"
 chunk_size = 8192
-""")
+""",
+    )
     settings = load_settings(path)
     assert settings.plugins == ["my_plugin"]
     assert (settings.server.host, settings.server.port, settings.server.workers) == ("0.0.0.0", 9000, 4)
@@ -96,13 +99,16 @@ def test_load_settings_overrides_beat_file(tmp_path: Path) -> None:
 def test_load_settings_environment_deep_merges_into_backend_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write(tmp_path / "settings.toml", """
+    path = write(
+        tmp_path / "settings.toml",
+        """
 [backends.local]
 kind = "local"
 root = "./media"
 cache_control = "public, max-age=60"
 chunk_size = 8192
-""")
+""",
+    )
     monkeypatch.setenv("MEDIASRV_BACKENDS__LOCAL__CHUNK_SIZE", "16384")
     table = load_settings(path).backends["local"]
     assert table["kind"] == "local"
@@ -112,9 +118,7 @@ chunk_size = 8192
     assert backend_settings.chunk_size == 16384
 
 
-def test_load_settings_environment_bad_value_is_config_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_load_settings_environment_bad_value_is_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path / "settings.toml", "")
     monkeypatch.setenv("MEDIASRV_SERVER__PORT", "not-a-port")
     with pytest.raises(ConfigError, match=r"server\.port"):

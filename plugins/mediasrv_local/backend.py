@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiofiles
 import aiofiles.os
@@ -16,9 +16,8 @@ from mediasrv import (
     BackendUnavailable,
     ByteRange,
     ChunkReader,
-    ConfigPath,
     Conditions,
-    ContentRange,
+    ConfigPath,
     Health,
     NotFound,
     ObjectInfo,
@@ -142,7 +141,7 @@ def _object_info(result: os.stat_result) -> ObjectInfo:
     return ObjectInfo(
         size=result.st_size,
         etag=f'"{result.st_ino:x}-{result.st_size:x}-{result.st_mtime_ns:x}"',
-        last_modified=datetime.fromtimestamp(result.st_mtime, tz=timezone.utc),
+        last_modified=datetime.fromtimestamp(result.st_mtime, tz=UTC),
     )
 
 

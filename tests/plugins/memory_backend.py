@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mediasrv import (
@@ -29,14 +29,14 @@ from mediasrv import (
     hookimpl,
 )
 
-LAST_MODIFIED = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+LAST_MODIFIED = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 ERRORS: dict[str, Callable[[], Exception]] = {
     "notfound": NotFound,
     "upstream": lambda: UpstreamError("upstream said no"),
     "unavailable": lambda: BackendUnavailable("denied"),
     "timeout": lambda: UpstreamTimeout("too slow"),
     "crash": lambda: RuntimeError("secret-token-in-a-library-error"),
-    "library-timeout": lambda: asyncio.TimeoutError(),
+    "library-timeout": lambda: TimeoutError(),
 }
 
 
@@ -46,13 +46,13 @@ def pattern(size: int) -> bytes:
 
 
 class MemorySettings(BackendSettings):
-    objects: dict[str, str] = {}         # key -> text
-    generated: dict[str, int] = {}       # key -> size of a pattern() object
-    content_types: dict[str, str] = {}   # key -> Content-Type
-    ignore_range: bool = False           # always return the whole object: the core must cut
-    fail_after: dict[str, int] = {}      # key -> bytes sent before the stream fails
-    errors: dict[str, str] = {}          # key -> a name from ERRORS, raised by open and stat
-    events_file: str = ""                # "open KEY" / "close KEY" lines appended here
+    objects: dict[str, str] = {}  # key -> text
+    generated: dict[str, int] = {}  # key -> size of a pattern() object
+    content_types: dict[str, str] = {}  # key -> Content-Type
+    ignore_range: bool = False  # always return the whole object: the core must cut
+    fail_after: dict[str, int] = {}  # key -> bytes sent before the stream fails
+    errors: dict[str, str] = {}  # key -> a name from ERRORS, raised by open and stat
+    events_file: str = ""  # "open KEY" / "close KEY" lines appended here
     healthy: bool = True
 
 
@@ -85,7 +85,9 @@ class MemoryBackend(StorageBackend):
             content_range = byte_range.resolve(len(data))
             data = data[content_range.first : content_range.last + 1]
         self._event(f"open {key}")
-        chunks = MemoryChunks(data, self.settings.chunk_size, self.settings.fail_after.get(key), lambda: self._event(f"close {key}"))
+        chunks = MemoryChunks(
+            data, self.settings.chunk_size, self.settings.fail_after.get(key), lambda: self._event(f"close {key}")
+        )
         return ObjectStream(info, chunks, content_range)
 
     async def health(self) -> Health:
