@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pluggy
 from fastapi import FastAPI
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +24,22 @@ from mediasrv.responses import error_response
 from mediasrv.settings import CONFIG_ENV, ConfigError, Settings, find_settings_file, load_settings
 
 MEDIA_PREFIX = "/media"
+
+
+class MediaKeyConvertor(Convertor[str]):
+    """Like ``path``, but matches newlines too, so that such a key reaches validate_key (400)
+    instead of missing the route (404)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("mediakey", MediaKeyConvertor())
 
 
 def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -> FastAPI:
@@ -48,7 +65,7 @@ def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -
     app.state.plugin_manager = pm
     app.state.registry = registry
     app.state.media = media
-    app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:path}}", media.handle, methods=["GET", "HEAD"])
+    app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
     app.add_route("/healthz", healthz, methods=["GET", "HEAD"])
     app.add_exception_handler(MediaError, _media_error_handler)  # type: ignore[arg-type]
     app.add_middleware(NoSniffMiddleware)

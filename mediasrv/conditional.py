@@ -16,7 +16,8 @@ _SINGLE_RANGE = re.compile(
 )
 _ENTITY_TAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
 _SINGLE_ENTITY_TAG = re.compile(r'(W/)?"[^"]*"')
-_MAX_DIGITS = 19  # beyond int64: no object is that large, and int() of a huge string is slow
+_MAX_DIGITS = 19  # no object is 10**19 bytes long; and int() of a huge string is slow
+_BEYOND_ANY_OBJECT = 10**_MAX_DIGITS
 
 
 def parse_range(value: str | None) -> ByteRange | None:
@@ -30,14 +31,20 @@ def parse_range(value: str | None) -> ByteRange | None:
     match = _SINGLE_RANGE.fullmatch(value)
     if match is None:
         return None
-    first, last, suffix = match.groups()
-    if any(part and len(part) > _MAX_DIGITS for part in (first, last, suffix)):
-        return None
+    first, last, suffix = (_position(part) for part in match.groups())
     if suffix is not None:
-        return ByteRange(suffix=int(suffix))
-    if last and int(last) < int(first):
+        return ByteRange(suffix=suffix)
+    assert first is not None
+    if last is not None and last < first:
         return None
-    return ByteRange(int(first), int(last) if last else None)
+    return ByteRange(first, last)
+
+
+def _position(digits: str | None) -> int | None:
+    """A range position; an absurdly long one still means 'past the end of anything'."""
+    if not digits:
+        return None
+    return int(digits) if len(digits) <= _MAX_DIGITS else _BEYOND_ANY_OBJECT
 
 
 def parse_http_date(value: str | None) -> datetime | None:

@@ -315,6 +315,8 @@ def test_if_unmodified_since_long_ago_is_412(server: Server) -> None:
         "/media/local/nested\\..\\..\\x",
         "/media/local/nested%5c..%5cx",
         "/media/local/big.bin%00.jpg",
+        "/media/local/a%0d%0aSet-Cookie:%20x",
+        "/media/local/a%0a",
         "/media/local/http://127.0.0.1/x",
         "/media/local/",
     ],

@@ -73,16 +73,24 @@ def test_parse_range_multiple_ranges_are_none(header: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "header",
+    ("header", "size", "expected"),
     [
-        "bytes=" + "9" * 20 + "-",
-        "bytes=0-" + "9" * 20,
-        "bytes=-" + "9" * 20,
-        "bytes=" + "1" * 5000 + "-",
+        ("bytes=0-" + "9" * 20, 1000, ContentRange(0, 999, 1000)),
+        ("bytes=-" + "9" * 20, 1000, ContentRange(0, 999, 1000)),
     ],
 )
-def test_parse_range_huge_numbers_are_none(header: str) -> None:
-    assert parse_range(header) is None
+def test_parse_range_huge_last_or_suffix_means_to_the_end(header: str, size: int, expected: ContentRange) -> None:
+    byte_range = parse_range(header)
+    assert byte_range is not None
+    assert byte_range.resolve(size) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=" + "9" * 20 + "-", "bytes=" + "1" * 5000 + "-"])
+def test_parse_range_huge_first_is_unsatisfiable(header: str) -> None:
+    byte_range = parse_range(header)
+    assert byte_range is not None
+    with pytest.raises(RangeNotSatisfiable):
+        byte_range.resolve(10**18)
 
 
 @pytest.mark.parametrize(
