@@ -61,7 +61,12 @@ class MediaEndpoint:
         except BaseException:
             slot.release()
             raise
-        return self._stream_response(backend, key, stream, slot)
+        try:
+            return self._stream_response(backend, key, stream, slot)
+        except BaseException:
+            await close_chunks(stream.chunks)
+            slot.release()
+            raise
 
     async def _open(
         self, backend: StorageBackend, key: str, byte_range: ByteRange | None, conditions: Conditions

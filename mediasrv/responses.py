@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
+import re
 from collections.abc import Callable
 from email.utils import format_datetime
 from typing import Any
@@ -24,6 +25,8 @@ Headers = list[tuple[bytes, bytes]]
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 ACTIVE_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"})
 
+_UNSAFE_HEADER_CHARACTERS = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
+
 # Python's built-in table only, so a guess does not depend on the host's /etc/mime.types.
 _mime_types = mimetypes.MimeTypes()
 for _type, _extension in (
@@ -39,6 +42,12 @@ for _type, _extension in (
 
 class ClientStalled(Exception):
     """The client accepted no bytes for ``send_timeout`` seconds."""
+
+
+def header_bytes(value: str) -> bytes:
+    """A header value from a backend's metadata, as bytes: characters a header cannot carry
+    (CR, LF, NUL and other controls, non-Latin-1) become "?", so metadata cannot inject headers."""
+    return _UNSAFE_HEADER_CHARACTERS.sub("?", value).encode("latin-1")
 
 
 def guess_content_type(key: str) -> str:
@@ -57,12 +66,12 @@ def validator_headers(info: ObjectInfo, cache_control: str) -> Headers:
     """ETag, Last-Modified and Cache-Control: what a 200, 206 and 304 all carry."""
     headers: Headers = []
     if info.etag:
-        headers.append((b"etag", info.etag.encode("latin-1")))
+        headers.append((b"etag", header_bytes(info.etag)))
     if info.last_modified is not None:
-        headers.append((b"last-modified", format_datetime(info.last_modified, usegmt=True).encode("latin-1")))
+        headers.append((b"last-modified", format_datetime(info.last_modified, usegmt=True).encode()))
     cache_control = cache_control or info.cache_control or ""
     if cache_control:
-        headers.append((b"cache-control", cache_control.encode("latin-1")))
+        headers.append((b"cache-control", header_bytes(cache_control)))
     return headers
 
 
@@ -70,17 +79,17 @@ def object_headers(info: ObjectInfo, key: str, cache_control: str, content_range
     """Every header of a 200 or 206 (or the HEAD of one) for ``info``."""
     content_type = info.content_type or guess_content_type(key)
     headers = validator_headers(info, cache_control)
-    headers.append((b"content-type", content_type.encode("latin-1")))
+    headers.append((b"content-type", header_bytes(content_type)))
     headers.append((b"accept-ranges", b"bytes"))
     if is_active_content(content_type):
         headers.append((b"content-security-policy", b"sandbox"))
     if info.content_encoding:
-        headers.append((b"content-encoding", info.content_encoding.encode("latin-1")))
+        headers.append((b"content-encoding", header_bytes(info.content_encoding)))
     if content_range is not None:
-        headers.append((b"content-range", content_range.header_value().encode("latin-1")))
-        headers.append((b"content-length", str(content_range.length).encode("latin-1")))
+        headers.append((b"content-range", content_range.header_value().encode()))
+        headers.append((b"content-length", str(content_range.length).encode()))
     elif info.size is not None:
-        headers.append((b"content-length", str(info.size).encode("latin-1")))
+        headers.append((b"content-length", str(info.size).encode()))
     return headers
 
 

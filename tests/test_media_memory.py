@@ -34,9 +34,9 @@ plugins = ["memory_backend"]
 kind = "memory"
 chunk_size = {CHUNK}
 events_file = "{events_file}"
-objects = {{ "hello.txt" = "hello world", "page.xhtml" = "<html/>", "feed" = "<feed/>" }}
+objects = {{ "hello.txt" = "hello world", "page.xhtml" = "<html/>", "feed" = "<feed/>", "inject.txt" = "x", "euro.txt" = "y" }}
 generated = {{ "big.bin" = {BIG}, "broken.bin" = 500000, "stall.bin" = 67108864 }}
-content_types = {{ "page.xhtml" = "application/xhtml+xml", "feed" = "application/atom+xml", "hello.txt" = "text/plain; charset=utf-8" }}
+content_types = {{ "page.xhtml" = "application/xhtml+xml", "feed" = "application/atom+xml", "hello.txt" = "text/plain; charset=utf-8", "inject.txt" = "text/plain\\r\\nSet-Cookie: stolen=1", "euro.txt" = "text/plain; name=€" }}
 fail_after = {{ "broken.bin" = 200000 }}
 errors = {{ "e404" = "notfound", "e502" = "upstream", "e503" = "unavailable", "e504" = "timeout", "crash" = "crash", "slow" = "library-timeout" }}
 
@@ -76,6 +76,21 @@ def test_content_type_comes_from_backend_metadata(server: Server) -> None:
 @pytest.mark.parametrize("key", ["page.xhtml", "feed"])
 def test_xml_types_from_metadata_are_sandboxed(server: Server, key: str) -> None:
     assert get(server, f"/media/mem/{key}").headers["content-security-policy"] == "sandbox"
+
+
+def test_metadata_cannot_inject_headers(server: Server) -> None:
+    status, headers, body = server.raw_get("/media/mem/inject.txt")
+    assert status == 200
+    assert "set-cookie" not in headers
+    assert headers["content-type"] == "text/plain??Set-Cookie: stolen=1"
+    assert body == b"x"
+
+
+def test_metadata_outside_latin_1_is_replaced_not_a_crash(server: Server) -> None:
+    response = get(server, "/media/mem/euro.txt")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; name=?"
+    assert response.text == "y"
 
 
 @pytest.mark.parametrize(
