@@ -19,37 +19,45 @@ Address = tuple[str, int]
 ConnectionKey = tuple[Address, Address]
 
 _transports: dict[ConnectionKey, asyncio.BaseTransport] = {}
+_tracking = False  # set once a tracking protocol has seen a connection in this process
 
 
 class ClientConnection:
-    """The transport under one request, as far as a response needs it."""
+    """The transport under one request, as far as a response needs it (None: already gone)."""
 
-    def __init__(self, transport: asyncio.WriteTransport) -> None:
+    def __init__(self, transport: asyncio.WriteTransport | None) -> None:
         self._transport = transport
 
     @property
     def closed(self) -> bool:
         """The client is gone, or the connection is being torn down."""
-        return self._transport.is_closing()
+        return self._transport is None or self._transport.is_closing()
 
     def unsent_bytes(self) -> int:
         """Bytes written but not yet acknowledged by the client: in the transport's buffer
         and, on Linux, in the kernel's send queue (which can hold megabytes on its own)."""
+        if self._transport is None:
+            return 0
         return self._transport.get_write_buffer_size() + _kernel_send_queue(self._transport)
 
     def abort(self) -> None:
         """Drop the connection at once, discarding unsent data (the client sees a reset)."""
-        self._transport.abort()
+        if self._transport is not None:
+            self._transport.abort()
 
 
 def find_connection(scope: Mapping[str, Any]) -> ClientConnection | None:
-    """The connection a request came on, when served by a tracking protocol."""
+    """The connection a request came on; None when not served by a tracking protocol.
+
+    Look it up when the request starts and keep it: once the client has gone, its
+    addresses may come back on a new connection.
+    """
     server, client = scope.get("server"), scope.get("client")
-    if not server or not client:
+    if not _tracking or not server or not client:
         return None
     transport = _transports.get(((server[0], server[1]), (client[0], client[1])))
     # Duck-typed: uvloop's transports are not asyncio.WriteTransport subclasses.
-    return ClientConnection(transport) if transport is not None else None  # type: ignore[arg-type]
+    return ClientConnection(transport)  # type: ignore[arg-type]
 
 
 class ConnectionTrackingMixin:
@@ -58,6 +66,8 @@ class ConnectionTrackingMixin:
     _connection_key: ConnectionKey | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        global _tracking
+        _tracking = True
         self._connection_key = _key_of(transport)
         if self._connection_key is not None:
             _transports[self._connection_key] = transport

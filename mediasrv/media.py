@@ -13,6 +13,7 @@ from starlette.responses import Response
 from mediasrv.backend import StorageBackend
 from mediasrv.chunks import SlicedChunks
 from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_range, range_applies
+from mediasrv.connections import ClientConnection, find_connection
 from mediasrv.errors import MediaError, RangeNotSatisfiable, UpstreamError, UpstreamTimeout
 from mediasrv.keys import validate_key
 from mediasrv.limits import StreamLimiter, StreamSlot
@@ -42,7 +43,7 @@ class MediaEndpoint:
             key = validate_key(request.path_params["key"])
             if request.method == "HEAD":
                 return await self._head(backend, key, request)
-            return await self._get(backend, key, request)
+            return await self._get(backend, key, request, find_connection(request.scope))
         except MediaError as exc:
             return error_response(exc, cache_control)
 
@@ -51,7 +52,9 @@ class MediaEndpoint:
         check_preconditions(conditions_from_headers(request.headers), info)
         return MediaResponse(200, object_headers(info, key, backend.settings.cache_control, None))
 
-    async def _get(self, backend: StorageBackend, key: str, request: Request) -> Response:
+    async def _get(
+        self, backend: StorageBackend, key: str, request: Request, connection: ClientConnection | None
+    ) -> Response:
         byte_range = parse_range(request.headers.get("range"))
         conditions = conditions_from_headers(request.headers)
         slot = self.limiter.acquire()
@@ -62,7 +65,7 @@ class MediaEndpoint:
             slot.release()
             raise
         try:
-            return self._stream_response(backend, key, stream, slot)
+            return self._stream_response(backend, key, stream, slot, connection)
         except BaseException:
             await close_chunks(stream.chunks)
             slot.release()
@@ -111,7 +114,14 @@ class MediaEndpoint:
             await close_chunks(stream.chunks)
             raise
 
-    def _stream_response(self, backend: StorageBackend, key: str, stream: ObjectStream, slot: StreamSlot) -> Response:
+    def _stream_response(
+        self,
+        backend: StorageBackend,
+        key: str,
+        stream: ObjectStream,
+        slot: StreamSlot,
+        connection: ClientConnection | None,
+    ) -> Response:
         content_range = stream.content_range
         headers = object_headers(stream.info, key, backend.settings.cache_control, content_range)
         return MediaResponse(
@@ -119,6 +129,7 @@ class MediaEndpoint:
             headers,
             stream.chunks,
             content_length=content_range.length if content_range is not None else stream.info.size,
+            connection=connection,
             send_timeout=self.send_timeout,
             on_finish=slot.release,
         )

@@ -14,7 +14,7 @@ import anyio
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from mediasrv.connections import ClientConnection, find_connection
+from mediasrv.connections import ClientConnection
 from mediasrv.errors import BackendUnavailable, MediaError, NotModified, RangeNotSatisfiable
 from mediasrv.objects import Chunks, ContentRange, ObjectInfo
 
@@ -122,7 +122,8 @@ class MediaResponse(Response):
     """Headers decided up front, then the chunks (or no body, for HEAD and 304).
 
     Owns the chunk iterator: it is closed when the body is done, when the source fails,
-    when the client disconnects and when the client stalls. A failure after the status line
+    when the client disconnects and when the client stalls (``connection`` is how it
+    notices; without one it relies on the server). A failure after the status line
     aborts the connection, so the client sees a truncated transfer, never a short 200.
     """
 
@@ -135,6 +136,7 @@ class MediaResponse(Response):
         chunks: Chunks | None = None,
         *,
         content_length: int | None = None,
+        connection: ClientConnection | None = None,
         send_timeout: float = 60.0,
         on_finish: Callable[[], None] | None = None,
     ) -> None:
@@ -143,13 +145,14 @@ class MediaResponse(Response):
         self.background = None
         self.chunks = chunks
         self.content_length = content_length
+        self.connection = connection
         self.send_timeout = send_timeout
         self.on_finish = on_finish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            if self.chunks is None or await self._stream(send, find_connection(scope)):
+            if self.chunks is None or await self._stream(send, self.connection):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if self.chunks is not None:

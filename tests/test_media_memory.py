@@ -17,6 +17,7 @@ from conftest import Server, start_server
 from plugins.memory_backend import pattern
 
 BIG = 1024 * 1024 + 7
+STALL = 64 * 1024 * 1024
 CHUNK = 65536
 
 
@@ -35,10 +36,21 @@ kind = "memory"
 chunk_size = {CHUNK}
 events_file = "{events_file}"
 objects = {{ "hello.txt" = "hello world", "page.xhtml" = "<html/>", "feed" = "<feed/>", "inject.txt" = "x", "euro.txt" = "y" }}
-generated = {{ "big.bin" = {BIG}, "broken.bin" = 500000, "stall.bin" = 67108864 }}
+generated = {{ "big.bin" = {BIG}, "broken.bin" = 500000, "stall.bin" = {STALL} }}
 content_types = {{ "page.xhtml" = "application/xhtml+xml", "feed" = "application/atom+xml", "hello.txt" = "text/plain; charset=utf-8", "inject.txt" = "text/plain\\r\\nSet-Cookie: stolen=1", "euro.txt" = "text/plain; name=€" }}
 fail_after = {{ "broken.bin" = 200000 }}
 errors = {{ "e404" = "notfound", "e502" = "upstream", "e503" = "unavailable", "e504" = "timeout", "crash" = "crash", "slow" = "library-timeout" }}
+
+[backends.slow]
+kind = "memory"
+chunk_size = {CHUNK}
+events_file = "{events_file}"
+open_delay = 1.0
+generated = {{ "slow.bin" = {STALL} }}
+
+[backends.broken]
+kind = "memory"
+fail_start = true
 
 [backends.cutter]
 kind = "memory"
@@ -55,8 +67,10 @@ def get(server: Server, path: str, **headers: str) -> httpx.Response:
     return httpx.get(server.url + path, headers=headers, timeout=10)
 
 
-def events(events_file: Path) -> list[str]:
-    return events_file.read_text().splitlines() if events_file.exists() else []
+def events(events_file: Path, with_bytes: bool = False) -> list[str]:
+    """The memory backend's "open KEY" / "close KEY [BYTES_READ]" lines so far."""
+    lines = events_file.read_text().splitlines() if events_file.exists() else []
+    return lines if with_bytes else [line.rsplit(" ", 1)[0] if line.startswith("close") else line for line in lines]
 
 
 def test_full_get_is_byte_identical(server: Server) -> None:
@@ -193,3 +207,28 @@ def test_client_disconnect_closes_the_chunk_iterator(server: Server, events_file
     while "close stall.bin" not in events(events_file)[before:] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert events(events_file)[before:] == ["open stall.bin", "close stall.bin"]
+    assert int(events(events_file, with_bytes=True)[-1].split()[-1]) < STALL // 2
+
+
+def test_client_gone_before_the_object_opened_streams_nothing(server: Server, events_file: Path) -> None:
+    before = len(events(events_file))
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(b"GET /media/slow/slow.bin HTTP/1.1\r\nHost: test\r\n\r\n")
+    time.sleep(0.2)  # the server is inside open(), which takes 1 s
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()
+    deadline = time.monotonic() + 5
+    while "close slow.bin" not in events(events_file)[before:] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    new = events(events_file, with_bytes=True)[before:]
+    assert new[0] == "open slow.bin"
+    assert new[1].startswith("close slow.bin ")
+    assert int(new[1].split()[-1]) <= CHUNK  # at most the one chunk read before the first send
+
+
+def test_backend_that_failed_to_start_answers_503_and_others_serve(server: Server) -> None:
+    response = get(server, "/media/broken/anything")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "backend 'broken' failed to start"}
+    assert "backend 'broken' (memory) failed to start: ConnectionRefusedError" in server.log()
+    assert get(server, "/media/mem/hello.txt").status_code == 200

@@ -52,7 +52,9 @@ class MemorySettings(BackendSettings):
     ignore_range: bool = False  # always return the whole object: the core must cut
     fail_after: dict[str, int] = {}  # key -> bytes sent before the stream fails
     errors: dict[str, str] = {}  # key -> a name from ERRORS, raised by open and stat
-    events_file: str = ""  # "open KEY" / "close KEY" lines appended here
+    events_file: str = ""  # "open KEY" / "close KEY BYTES_READ" lines appended here
+    open_delay: float = 0.0  # seconds open() takes
+    fail_start: bool = False  # start() raises
     healthy: bool = True
 
 
@@ -65,6 +67,10 @@ class MemoryBackend(StorageBackend):
         super().__init__(name, settings)
         self.data = {key: text.encode() for key, text in self.settings.objects.items()}
         self.data.update({key: pattern(size) for key, size in self.settings.generated.items()})
+
+    async def start(self) -> None:
+        if self.settings.fail_start:
+            raise ConnectionRefusedError("cannot reach the source")
 
     async def stat(self, key: str) -> ObjectInfo:
         self._raise_configured_error(key)
@@ -79,15 +85,14 @@ class MemoryBackend(StorageBackend):
 
     async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
         info = await self.stat(key)
+        await asyncio.sleep(self.settings.open_delay)
         data = self.data[key]
         content_range: ContentRange | None = None
         if byte_range is not None and not self.settings.ignore_range:
             content_range = byte_range.resolve(len(data))
             data = data[content_range.first : content_range.last + 1]
         self._event(f"open {key}")
-        chunks = MemoryChunks(
-            data, self.settings.chunk_size, self.settings.fail_after.get(key), lambda: self._event(f"close {key}")
-        )
+        chunks = MemoryChunks(data, self.settings.chunk_size, self.settings.fail_after.get(key), key, self._event)
         return ObjectStream(info, chunks, content_range)
 
     async def health(self) -> Health:
@@ -104,12 +109,15 @@ class MemoryBackend(StorageBackend):
 
 
 class MemoryChunks(ChunkReader):
-    def __init__(self, data: bytes, chunk_size: int, fail_after: int | None, on_release: Callable[[], None]) -> None:
+    def __init__(
+        self, data: bytes, chunk_size: int, fail_after: int | None, key: str, event: Callable[[str], None]
+    ) -> None:
         self.data = data
         self.position = 0
         self.chunk_size = chunk_size
         self.fail_after = fail_after
-        self.on_release = on_release
+        self.key = key
+        self.event = event
 
     async def read(self) -> bytes:
         await asyncio.sleep(0)
@@ -123,7 +131,7 @@ class MemoryChunks(ChunkReader):
         return chunk
 
     async def release(self) -> None:
-        self.on_release()
+        self.event(f"close {self.key} {self.position}")
 
 
 @hookimpl
