@@ -33,6 +33,10 @@ class ClientConnection:
         """The client is gone, or the connection is being torn down."""
         return self._transport is None or self._transport.is_closing()
 
+    def buffered_bytes(self) -> int:
+        """Bytes in the transport's own write buffer (cheap; no system call)."""
+        return 0 if self._transport is None else self._transport.get_write_buffer_size()
+
     def unsent_bytes(self) -> int:
         """Bytes written but not yet acknowledged by the client: in the transport's buffer
         and, on Linux, in the kernel's send queue (which can hold megabytes on its own)."""

@@ -193,6 +193,9 @@ class MediaResponse(Response):
         keeps taking bytes, however slowly.
         """
         message: dict[str, Any] = {"type": "http.response.body", "body": chunk, "more_body": True}
+        if connection is not None and connection.buffered_bytes() == 0:
+            await send(message)  # nothing queued: uvicorn's send cannot block
+            return
         while True:
             unsent = connection.unsent_bytes() if connection is not None else 0
             try:

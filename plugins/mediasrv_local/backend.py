@@ -1,15 +1,14 @@
-"""The local disk backend: files under ``root``, read with aiofiles."""
+"""The local disk backend: files under ``root``, read in aiofiles' thread pool."""
 
 from __future__ import annotations
 
 import errno
 import os
 import stat
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import aiofiles
 import aiofiles.os
-from aiofiles.threadpool.binary import AsyncFileIO
 
 from mediasrv import (
     BackendSettings,
@@ -18,6 +17,7 @@ from mediasrv import (
     ChunkReader,
     Conditions,
     ConfigPath,
+    ContentRange,
     Health,
     NotFound,
     ObjectInfo,
@@ -28,6 +28,9 @@ from mediasrv import (
     range_applies,
 )
 
+_pread = aiofiles.os.wrap(os.pread)
+_close = aiofiles.os.wrap(os.close)
+
 
 class LocalSettings(BackendSettings):
     """``[backends.NAME]`` with ``kind = "local"``."""
@@ -35,11 +38,25 @@ class LocalSettings(BackendSettings):
     root: ConfigPath
 
 
+@dataclass
+class OpenedFile:
+    """What ``open`` learns in its one trip to a worker thread."""
+
+    info: ObjectInfo
+    content_range: ContentRange | None
+    fd: int | None  # None once the whole body is in ``first_chunk`` and the file is closed
+    first_chunk: bytes
+    next_offset: int
+    remaining: int
+
+
 class LocalBackend(StorageBackend):
     """Serves regular files strictly inside ``root``.
 
     Keys that resolve outside the root (through ``..`` or a symlink), hidden files
     (a segment starting with ".") and anything but regular files are not found.
+    Opening a file, checking the request's conditions and reading its first chunk take one
+    thread hop, so a small file costs one hop in all; each further chunk costs one more.
     """
 
     kind = "local"
@@ -50,26 +67,14 @@ class LocalBackend(StorageBackend):
         super().__init__(name, settings)
         self.root = os.path.realpath(self.settings.root)
         self._stat_file = aiofiles.os.wrap(self._stat_sync)
+        self._open_file = aiofiles.os.wrap(self._open_sync)
 
     async def stat(self, key: str) -> ObjectInfo:
         return _object_info(await self._stat_file(key))
 
     async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
-        file = await aiofiles.open(key, "rb", buffering=0, opener=self._open_fd)
-        try:
-            info = _object_info(os.fstat(file.fileno()))
-            check_preconditions(conditions, info)
-            content_range = None
-            if byte_range is not None and range_applies(conditions, info):
-                assert info.size is not None
-                content_range = byte_range.resolve(info.size)
-                os.lseek(file.fileno(), content_range.first, os.SEEK_SET)  # unbuffered: no hop needed
-        except BaseException:
-            await file.close()
-            raise
-        length = content_range.length if content_range is not None else info.size
-        assert length is not None
-        return ObjectStream(info, FileChunks(file, length, self.settings.chunk_size), content_range)
+        opened: OpenedFile = await self._open_file(key, byte_range, conditions)
+        return ObjectStream(opened.info, FileChunks(opened, self.settings.chunk_size), opened.content_range)
 
     async def health(self) -> Health:
         readable = await aiofiles.os.access(self.root, os.R_OK | os.X_OK)
@@ -77,8 +82,32 @@ class LocalBackend(StorageBackend):
             return Health(ok=True)
         return Health(ok=False, error=f"root {self.root} is not a readable folder")
 
+    def _open_sync(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> OpenedFile:
+        """Open, check conditions and range, read the first chunk; runs in a worker thread."""
+        fd = self._open_fd(key)
+        try:
+            info = _object_info(os.fstat(fd))
+            check_preconditions(conditions, info)
+            content_range = None
+            if byte_range is not None and range_applies(conditions, info):
+                assert info.size is not None
+                content_range = byte_range.resolve(info.size)
+            offset = content_range.first if content_range is not None else 0
+            length = content_range.length if content_range is not None else info.size
+            assert length is not None
+            first_chunk = os.pread(fd, min(self.settings.chunk_size, length), offset) if length else b""
+        except BaseException:
+            os.close(fd)
+            raise
+        remaining = length - len(first_chunk)
+        if remaining == 0:
+            os.close(fd)
+        return OpenedFile(
+            info, content_range, fd if remaining else None, first_chunk, offset + len(first_chunk), remaining
+        )
+
     def _resolve(self, key: str) -> str:
-        """The real path of ``key``, which must lie inside the root; runs in a worker thread."""
+        """The real path of ``key``, which must lie inside the root."""
         if any(segment.startswith(".") for segment in key.split("/")):
             raise NotFound()
         path = os.path.realpath(os.path.join(self.root, key))
@@ -86,11 +115,11 @@ class LocalBackend(StorageBackend):
             raise NotFound()  # Don't let a symlink take a request outside the root.
         return path
 
-    def _open_fd(self, key: str, flags: int) -> int:
-        """``open()``'s opener: O_NONBLOCK so that a FIFO cannot hang the worker thread."""
+    def _open_fd(self, key: str) -> int:
+        """O_NONBLOCK so that opening a FIFO cannot hang the worker thread."""
         path = self._resolve(key)
         try:
-            fd = os.open(path, flags | os.O_NONBLOCK)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise self._error(exc) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -117,24 +146,32 @@ class LocalBackend(StorageBackend):
 
 
 class FileChunks(ChunkReader):
-    """Reads ``length`` bytes from an open file, ``chunk_size`` at a time, then closes it."""
+    """The chunks of an opened file: the first one already read, then ``chunk_size`` per read."""
 
-    def __init__(self, file: AsyncFileIO, length: int, chunk_size: int) -> None:
-        self.file = file
-        self.remaining = length
+    def __init__(self, opened: OpenedFile, chunk_size: int) -> None:
+        self.fd = opened.fd
+        self.pending = opened.first_chunk
+        self.offset = opened.next_offset
+        self.remaining = opened.remaining
         self.chunk_size = chunk_size
 
     async def read(self) -> bytes:
-        if self.remaining <= 0:
+        if self.pending:
+            first, self.pending = self.pending, b""
+            return first
+        if self.remaining <= 0 or self.fd is None:
             return b""
-        chunk: bytes = await self.file.read(min(self.chunk_size, self.remaining))
+        chunk: bytes = await _pread(self.fd, min(self.chunk_size, self.remaining), self.offset)
         if not chunk:
             raise UpstreamError("file shrank while being read")
+        self.offset += len(chunk)
         self.remaining -= len(chunk)
         return chunk
 
     async def release(self) -> None:
-        await self.file.close()
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            await _close(fd)
 
 
 def _object_info(result: os.stat_result) -> ObjectInfo:
@@ -143,6 +180,3 @@ def _object_info(result: os.stat_result) -> ObjectInfo:
         etag=f'"{result.st_ino:x}-{result.st_size:x}-{result.st_mtime_ns:x}"',
         last_modified=datetime.fromtimestamp(result.st_mtime, tz=UTC),
     )
-
-
-__all__: list[str] = ["LocalBackend", "LocalSettings", "FileChunks"]
