@@ -15,12 +15,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediasrv import __version__
-from mediasrv.errors import MediaError
 from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
 from mediasrv.plugins import backend_kinds, get_plugin_manager
 from mediasrv.registry import BackendRegistry
-from mediasrv.responses import error_response
 from mediasrv.settings import CONFIG_ENV, ConfigError, Settings, find_settings_file, load_settings
 
 MEDIA_PREFIX = "/media"
@@ -62,12 +60,8 @@ def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -
         title="mediasrv", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
     app.state.settings = settings
-    app.state.plugin_manager = pm
-    app.state.registry = registry
-    app.state.media = media
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
     app.add_route("/healthz", healthz, methods=["GET", "HEAD"])
-    app.add_exception_handler(MediaError, _media_error_handler)  # type: ignore[arg-type]
     app.add_middleware(NoSniffMiddleware)
     return app
 
@@ -91,10 +85,6 @@ def app_from_environment() -> FastAPI:
 async def healthz(request: Request) -> Response:
     """200 while the process serves; calls no backend."""
     return JSONResponse({"status": "ok"})
-
-
-async def _media_error_handler(request: Request, exc: MediaError) -> Response:
-    return error_response(exc)
 
 
 class NoSniffMiddleware:

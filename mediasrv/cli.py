@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from mediasrv.app import build_app
 from mediasrv.plugins import PluginError
-from mediasrv.settings import ConfigError, find_settings_file, load_settings
+from mediasrv.settings import ConfigError, find_settings_file
 
 EXIT_CONFIG_ERROR = 2
 
@@ -41,9 +41,8 @@ def serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[variable] = str(value)
     path = find_settings_file(args.config)
-    settings = load_settings(path)
-    build_app(path)  # fail here, with one line, rather than in every worker
-    run_server(path, settings)
+    app = build_app(path)  # fail here, with one line, rather than in every worker
+    run_server(path, app.state.settings)
     return 0
 
 

@@ -9,25 +9,14 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mediasrv.connections import ConnectionTrackingMixin
 from mediasrv.settings import CONFIG_ENV, Settings
 
 
-class TrackingH11Protocol(ConnectionTrackingMixin, H11Protocol):
-    """uvicorn's h11 protocol, recording its transport (see mediasrv.connections)."""
-
-
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-    class TrackingHttpToolsProtocol(ConnectionTrackingMixin, HttpToolsProtocol):
-        """uvicorn's httptools protocol, recording its transport (see mediasrv.connections)."""
-
-    HTTP_PROTOCOL: type = TrackingHttpToolsProtocol
-except ImportError:  # httptools is optional for uvicorn
-    HTTP_PROTOCOL = TrackingH11Protocol
+class TrackingHttpToolsProtocol(ConnectionTrackingMixin, HttpToolsProtocol):
+    """uvicorn's httptools protocol, recording its transport (see mediasrv.connections)."""
 
 
 def log_config() -> dict[str, Any]:
@@ -47,7 +36,7 @@ def serve(config_path: Path, settings: Settings) -> None:
         host=server.host,
         port=server.port,
         workers=server.workers,
-        http=HTTP_PROTOCOL,
+        http=TrackingHttpToolsProtocol,
         lifespan="on",
         # The client address must be the real peer: admin access and connection tracking use it.
         proxy_headers=False,

@@ -20,7 +20,7 @@ from pydantic_settings import (
 
 DEFAULT_FILE = "settings.toml"
 CONFIG_ENV = "MEDIASRV_CONFIG"
-BACKEND_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+BACKEND_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
 
 _settings_file: ContextVar[Path | None] = ContextVar("_settings_file", default=None)
 
@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_backend_names(cls, backends: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for name in backends:
-            if not re.match(BACKEND_NAME_PATTERN, name):
+            if not re.fullmatch(BACKEND_NAME_PATTERN, name):
                 raise ValueError(f"backend name {name!r} must match {BACKEND_NAME_PATTERN}")
         return backends
 

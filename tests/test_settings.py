@@ -191,6 +191,12 @@ def test_load_settings_bad_backend_name_is_error(tmp_path: Path, name: str) -> N
     assert repr(name) in str(caught.value)
 
 
+def test_load_settings_backend_name_with_trailing_newline_is_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "settings.toml", '[backends."media\\n"]\nkind = "local"\n')
+    with pytest.raises(ConfigError, match="backend name 'media\\\\n' must match"):
+        load_settings(path)
+
+
 @pytest.mark.parametrize("name", ["media", "m", "0", "my-media_2"])
 def test_load_settings_good_backend_names(tmp_path: Path, name: str) -> None:
     path = write(tmp_path / "settings.toml", f'[backends."{name}"]\nkind = "local"\n')
