@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -22,6 +23,22 @@ TESTS_DIR = Path(__file__).parent
 PROJECT_DIR = TESTS_DIR.parent
 TEST_PLUGINS_DIR = TESTS_DIR / "plugins"
 START_TIMEOUT = 20.0
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def reset(sock: socket.socket) -> None:
+    """Close ``sock`` with a TCP reset, as a client that goes away abruptly does."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Server
+from conftest import Server, reset, wait_until
 
 SPARSE_SIZE = 512 * 1024 * 1024
 SEND_TIMEOUT = 1.5
@@ -65,15 +65,6 @@ def drain(sock: socket.socket, timeout: float = 10.0) -> tuple[int, bool]:
     return received, True
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_client_that_stops_reading_is_dropped_after_send_timeout(make_server: MakeServer, media_dir: Path) -> None:
     server = make_server(settings(media_dir, send_timeout=SEND_TIMEOUT))
     sock = stalled_download(server)
@@ -118,8 +109,7 @@ def test_stream_limit_answers_503_at_once_and_frees_slots(make_server: MakeServe
     assert httpx.head(f"{server.url}/media/local/small.txt").status_code == 200
 
     for sock in held:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        sock.close()
+        reset(sock)
     assert wait_until(lambda: server.open_files_under(media_dir) == [])
     assert wait_until(lambda: httpx.get(f"{server.url}/media/local/small.txt").status_code == 200)
 

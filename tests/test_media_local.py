@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import PROJECT_DIR, Server, start_server
+from conftest import PROJECT_DIR, Server, reset, start_server, wait_until
 
 BIG_SIZE = 3 * 1024 * 1024 + 123  # several chunks, not a multiple of the chunk size
 SPARSE_SIZE = 256 * 1024 * 1024  # costs no disk; reading it costs time the test can measure
@@ -378,17 +378,7 @@ def abort_after_first_bytes(server: Server, path: str, read: int = 65536) -> Non
             received += len(chunk)
         assert received >= read
     finally:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        sock.close()
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+        reset(sock)
 
 
 def test_aborted_downloads_leave_no_open_files(server: Server, media_dir: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Server, start_server
+from conftest import Server, reset, start_server, wait_until
 from plugins.memory_backend import pattern
 
 BIG = 1024 * 1024 + 7
@@ -201,11 +201,8 @@ def test_client_disconnect_closes_the_chunk_iterator(server: Server, events_file
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     sock.sendall(b"GET /media/mem/stall.bin HTTP/1.1\r\nHost: test\r\n\r\n")
     assert sock.recv(65536)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    sock.close()
-    deadline = time.monotonic() + 5
-    while "close stall.bin" not in events(events_file)[before:] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    reset(sock)
+    assert wait_until(lambda: "close stall.bin" in events(events_file)[before:], timeout=5)
     assert events(events_file)[before:] == ["open stall.bin", "close stall.bin"]
     assert int(events(events_file, with_bytes=True)[-1].split()[-1]) < STALL // 2
 
@@ -215,11 +212,8 @@ def test_client_gone_before_the_object_opened_streams_nothing(server: Server, ev
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     sock.sendall(b"GET /media/slow/slow.bin HTTP/1.1\r\nHost: test\r\n\r\n")
     time.sleep(0.2)  # the server is inside open(), which takes 1 s
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    sock.close()
-    deadline = time.monotonic() + 5
-    while "close slow.bin" not in events(events_file)[before:] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    reset(sock)
+    assert wait_until(lambda: "close slow.bin" in events(events_file)[before:], timeout=5)
     new = events(events_file, with_bytes=True)[before:]
     assert new[0] == "open slow.bin"
     assert new[1].startswith("close slow.bin ")
