@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from mediasrv.errors import RangeNotSatisfiable
@@ -130,4 +130,3 @@ class Health:
 
     ok: bool
     error: str | None = None
-    details: dict[str, object] = field(default_factory=dict)

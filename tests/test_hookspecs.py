@@ -1,0 +1,37 @@
+"""Meta-tests: every hook is documented, in its docstring and in the README, and exercised."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT_DIR, TESTS_DIR
+from mediasrv import hookspecs
+
+HOOKS = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("mediasrv_")]
+
+
+def test_there_are_hooks() -> None:
+    assert HOOKS == ["mediasrv_register_backends"]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_has_a_docstring_describing_each_parameter(hook: str) -> None:
+    function = getattr(hookspecs, hook)
+    doc = inspect.getdoc(function) or ""
+    assert len(doc) > 40
+    for parameter in inspect.signature(function).parameters:
+        assert f":param {parameter}:" in doc
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_is_documented_in_the_readme(hook: str) -> None:
+    assert hook in (PROJECT_DIR / "README.md").read_text()
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_is_implemented_by_a_test_plugin(hook: str) -> None:
+    sources = [path.read_text() for path in Path(TESTS_DIR / "plugins").glob("*.py")]
+    assert any(f"def {hook}(" in source for source in sources)
