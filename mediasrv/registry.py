@@ -51,6 +51,8 @@ class BackendRegistry:
             except Exception as exc:
                 self.start_errors[name] = repr(exc)
                 logger.error("backend %r (%s) failed to start: %r", name, backend.kind, exc)
+            else:
+                logger.info("backend %r (%s) started", name, backend.kind)
 
     async def stop(self) -> None:
         """Stop every started backend, each within ``stop_timeout``."""

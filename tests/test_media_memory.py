@@ -225,4 +225,5 @@ def test_backend_that_failed_to_start_answers_503_and_others_serve(server: Serve
     assert response.status_code == 503
     assert response.json() == {"detail": "backend 'broken' failed to start"}
     assert "backend 'broken' (memory) failed to start: ConnectionRefusedError" in server.log()
+    assert "backend 'mem' (memory) started" in server.log()
     assert get(server, "/media/mem/hello.txt").status_code == 200
