@@ -42,7 +42,7 @@ class ClientConnection:
         and, on Linux, in the kernel's send queue (which can hold megabytes on its own)."""
         if self._transport is None:
             return 0
-        return self._transport.get_write_buffer_size() + _kernel_send_queue(self._transport)
+        return self.buffered_bytes() + _kernel_send_queue(self._transport)
 
     def abort(self) -> None:
         """Drop the connection at once, discarding unsent data (the client sees a reset)."""
