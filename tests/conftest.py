@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 TESTS_DIR = Path(__file__).parent
@@ -82,6 +83,14 @@ class Server:
             if line.startswith("rchar:"):
                 return int(line.split()[1])
         raise AssertionError("no rchar in /proc/PID/io")
+
+    def connections_to(self, port: int) -> int:
+        """Established TCP connections from the server process to 127.0.0.1:``port``."""
+        return sum(
+            1
+            for connection in psutil.Process(self.process.pid).net_connections("tcp")
+            if connection.raddr and connection.raddr.port == port and connection.status == psutil.CONN_ESTABLISHED
+        )
 
     def raw_get(
         self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
