@@ -7,6 +7,7 @@ import logging
 import mimetypes
 import re
 from collections.abc import Callable
+from datetime import UTC
 from email.utils import format_datetime
 from typing import Any
 
@@ -68,7 +69,9 @@ def validator_headers(info: ObjectInfo, cache_control: str) -> Headers:
     if info.etag:
         headers.append((b"etag", header_bytes(info.etag)))
     if info.last_modified is not None:
-        headers.append((b"last-modified", format_datetime(info.last_modified, usegmt=True).encode()))
+        # Any aware datetime will do: botocore's carry dateutil's tzutc, not datetime.UTC.
+        last_modified = info.last_modified.astimezone(UTC)
+        headers.append((b"last-modified", format_datetime(last_modified, usegmt=True).encode()))
     cache_control = cache_control or info.cache_control or ""
     if cache_control:
         headers.append((b"cache-control", header_bytes(cache_control)))
