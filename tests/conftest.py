@@ -20,6 +20,8 @@ import httpx
 import psutil
 import pytest
 
+from s3_server import MotoServer
+
 TESTS_DIR = Path(__file__).parent
 PROJECT_DIR = TESTS_DIR.parent
 TEST_PLUGINS_DIR = TESTS_DIR / "plugins"
@@ -126,6 +128,18 @@ def write_settings(config_dir: Path, text: str, plugins: tuple[str, ...] = ()) -
     return path
 
 
+def isolated_environment() -> dict[str, str]:
+    """This process's environment without mediasrv or AWS settings, and no way to reach AWS
+    credentials: no shared files, no instance metadata."""
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith(("MEDIASRV_", "AWS_"))}
+    return {
+        **inherited,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+        "AWS_CONFIG_FILE": "/nonexistent/config",
+    }
+
+
 def start_server(
     config_dir: Path,
     settings: str,
@@ -137,8 +151,7 @@ def start_server(
     path = write_settings(config_dir, settings, plugins)
     port = free_port()
     log_path = config_dir / "server.log"
-    inherited = {key: value for key, value in os.environ.items() if not key.startswith("MEDIASRV_")}
-    environment = {**inherited, "AWS_EC2_METADATA_DISABLED": "true", **(env or {})}
+    environment = {**isolated_environment(), **(env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "mediasrv", "serve", "--config", str(path), "--port", str(port), *args],
@@ -176,3 +189,12 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A real S3 server for the whole session; tests make their own buckets in it."""
+    server = MotoServer(free_port(), str(tmp_path_factory.mktemp("moto") / "moto.log"))
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,247 @@
+"""The S3 backend: one aiobotocore client per backend, one GET per request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from mediasrv import (
+    BackendSettings,
+    BackendUnavailable,
+    ByteRange,
+    ChunkReader,
+    Conditions,
+    ContentRange,
+    Health,
+    InvalidKey,
+    MediaError,
+    ObjectInfo,
+    ObjectStream,
+    StorageBackend,
+    UpstreamError,
+)
+from mediasrv_s3.errors import translate
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import GetObjectOutputTypeDef, HeadObjectOutputTypeDef
+
+T = TypeVar("T")
+
+# S3's placeholder for "no type given at upload": guess from the key instead.
+UNTYPED = frozenset({"binary/octet-stream", ""})
+
+
+class S3Settings(BackendSettings):
+    """``[backends.NAME]`` with ``kind = "s3"``."""
+
+    bucket: str = Field(min_length=1, pattern=r"^[^/\s]+$")
+    prefix: str = Field(default="", description="folder inside the bucket; keys are read under it")
+    endpoint_url: str = Field(default="", description="empty: AWS", pattern=r"^(https?://\S+)?$")
+    region: str = "us-east-1"
+    access_key_id: SecretStr = SecretStr("")
+    secret_access_key: SecretStr = SecretStr("")
+    verify_tls: bool = True
+    max_pool_connections: int = Field(default=64, ge=1, le=10_000)
+    timeout: float = Field(default=10.0, gt=0, le=3600, description="connect and per-read, seconds")
+
+    @field_validator("prefix")
+    @classmethod
+    def _folder(cls, prefix: str) -> str:
+        """``photos``, ``/photos/`` and ``photos/`` all mean the folder ``photos/``."""
+        prefix = prefix.strip("/")
+        if ".." in prefix.split("/"):
+            raise ValueError("must not contain '..' segments")
+        return f"{prefix}/" if prefix else ""
+
+    @model_validator(mode="after")
+    def _both_keys_or_neither(self) -> Self:
+        if bool(self.access_key_id.get_secret_value()) != bool(self.secret_access_key.get_secret_value()):
+            raise ValueError("set both access_key_id and secret_access_key, or neither (the AWS credential chain)")
+        return self
+
+
+class S3Backend(StorageBackend):
+    """Serves the objects of ``bucket`` under ``prefix``.
+
+    One client (and its connection pool) per backend, made in ``start``. Each open stream
+    holds one of ``max_pool_connections`` slots until its body is released; a request that
+    finds none free within ``timeout`` gets 503 instead of waiting forever in botocore's
+    pool. The pool has one more connection than slots, kept for health checks.
+    """
+
+    kind = "s3"
+    Settings = S3Settings
+    settings: S3Settings
+    health_timeout = 5.0
+    attempts = 2  # one retry for a dropped connection or a 5xx, no more: a client is waiting
+
+    def __init__(self, name: str, settings: BackendSettings) -> None:
+        super().__init__(name, settings)
+        self._client: S3Client | None = None
+        self._exit_stack = contextlib.AsyncExitStack()
+        self._slots = asyncio.Semaphore(self.settings.max_pool_connections)
+
+    async def start(self) -> None:
+        settings = self.settings
+        config = AioConfig(
+            max_pool_connections=settings.max_pool_connections + 1,
+            connect_timeout=settings.timeout,
+            read_timeout=settings.timeout,
+            retries={"mode": "standard", "total_max_attempts": self.attempts},
+        )
+        client = get_session().create_client(
+            "s3",
+            endpoint_url=settings.endpoint_url or None,
+            region_name=settings.region or None,
+            aws_access_key_id=settings.access_key_id.get_secret_value() or None,
+            aws_secret_access_key=settings.secret_access_key.get_secret_value() or None,
+            verify=settings.verify_tls,
+            config=config,
+        )
+        self._client = await self._exit_stack.enter_async_context(client)
+
+    async def stop(self) -> None:
+        await self._exit_stack.aclose()
+        self._client = None
+
+    async def stat(self, key: str) -> ObjectInfo:
+        async with self._slot():
+            answer = await self._call(self.client.head_object(Bucket=self.settings.bucket, Key=self._object_key(key)))
+        return _object_info(answer, None)
+
+    async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
+        arguments = _conditional_arguments(conditions)
+        if byte_range is not None:
+            arguments["Range"] = byte_range.header_value()
+        async with contextlib.AsyncExitStack() as held:
+            await held.enter_async_context(self._slot())
+            answer = await self._call(
+                self.client.get_object(Bucket=self.settings.bucket, Key=self._object_key(key), **arguments)
+            )
+            held.callback(answer["Body"].close)
+            content_range = _content_range(answer.get("ContentRange"), self.name)
+            info = _object_info(answer, content_range)
+            chunks = S3Chunks(answer, self.settings.chunk_size, held.pop_all())
+        return ObjectStream(info, chunks, content_range)
+
+    async def health(self) -> Health:
+        try:
+            async with asyncio.timeout(self.health_timeout):
+                await self._call(self.client.head_bucket(Bucket=self.settings.bucket))
+        except TimeoutError:
+            return Health(ok=False, error=f"S3 did not answer within {self.health_timeout:g} s")
+        except MediaError as exc:
+            if exc.status == 404:  # head_bucket's only 404 is a missing bucket
+                return Health(ok=False, error="the bucket does not exist")
+            return Health(ok=False, error=exc.detail)
+        return Health(ok=True)
+
+    @property
+    def client(self) -> S3Client:
+        if self._client is None:
+            raise BackendUnavailable(f"backend {self.name!r} is not started")
+        return self._client
+
+    def _object_key(self, key: str) -> str:
+        """The S3 key of ``key``; nothing can address an object outside the prefix."""
+        if key.startswith("/") or ".." in key.split("/"):
+            raise InvalidKey("key leaves the backend's prefix")
+        return self.settings.prefix + key
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"backend {self.name!r}: all {self.settings.max_pool_connections} S3 connections are busy",
+                retry_after=1,
+            ) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except MediaError:
+            raise
+        except Exception as exc:
+            raise translate(exc, self.name) from None
+
+
+class S3Chunks(ChunkReader):
+    """The body of one ``get_object``, read ``chunk_size`` at a time.
+
+    That is what ``iter_chunks(chunk_size)`` does; ``async for`` over the body would read
+    1 KiB at a time. Releasing closes the body, which frees its connection, then the
+    backend's pool slot.
+    """
+
+    def __init__(self, answer: GetObjectOutputTypeDef, chunk_size: int, held: contextlib.AsyncExitStack) -> None:
+        self.body = answer["Body"]
+        self.chunk_size = chunk_size
+        self.held = held
+
+    async def read(self) -> bytes:
+        # Errors propagate as they are: the core aborts the client's connection mid-body.
+        return await self.body.read(self.chunk_size)
+
+    async def release(self) -> None:
+        await self.held.aclose()
+
+
+def _conditional_arguments(conditions: Conditions) -> dict[str, Any]:
+    """The request's conditions as get_object arguments, so a 304 or 412 moves no body.
+
+    If-Range has no S3 parameter: the core checks it against the answer's ETag.
+    """
+    arguments: dict[str, Any] = {}
+    if conditions.if_match is not None:
+        arguments["IfMatch"] = conditions.if_match
+    if conditions.if_none_match is not None:
+        arguments["IfNoneMatch"] = conditions.if_none_match
+    if conditions.if_modified_since is not None:
+        arguments["IfModifiedSince"] = conditions.if_modified_since
+    if conditions.if_unmodified_since is not None:
+        arguments["IfUnmodifiedSince"] = conditions.if_unmodified_since
+    return arguments
+
+
+def _object_info(
+    answer: GetObjectOutputTypeDef | HeadObjectOutputTypeDef, content_range: ContentRange | None
+) -> ObjectInfo:
+    content_type = answer.get("ContentType")
+    return ObjectInfo(
+        # A ranged GET's ContentLength is the range's; the object's size is in its Content-Range.
+        size=content_range.size if content_range is not None else answer.get("ContentLength"),
+        content_type=None if content_type in UNTYPED else content_type,
+        etag=answer.get("ETag"),
+        last_modified=answer.get("LastModified"),
+        content_encoding=answer.get("ContentEncoding"),
+        cache_control=answer.get("CacheControl"),
+    )
+
+
+def _content_range(value: str | None, backend: str) -> ContentRange | None:
+    """Parse S3's ``bytes FIRST-LAST/SIZE``."""
+    if not value:
+        return None
+    try:
+        unit, _, spec = value.partition(" ")
+        span, _, size = spec.partition("/")
+        first, _, last = span.partition("-")
+        if unit != "bytes":
+            raise ValueError(unit)
+        return ContentRange(int(first), int(last), None if size == "*" else int(size))
+    except ValueError:
+        raise UpstreamError(f"backend {backend!r}: S3 sent a malformed Content-Range") from None
