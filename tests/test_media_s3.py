@@ -190,6 +190,30 @@ def test_if_match_other_is_412(server: Server) -> None:
     assert get(server, "/media/photos/landscape.jpg", **{"if-match": '"other"'}).status_code == 412
 
 
+@pytest.mark.parametrize("value", ["*", '"other", {etag}', "{etag}"])
+def test_if_match_that_holds_is_200_whatever_s3_makes_of_it(server: Server, value: str) -> None:
+    etag = get(server, "/media/photos/landscape.jpg").headers["etag"]
+    response = get(server, "/media/photos/landscape.jpg", **{"if-match": value.format(etag=etag)})
+    assert response.status_code == 200
+    assert response.content == IMAGE
+
+
+@pytest.mark.parametrize("value", ["*", '"other", {etag}', "W/{etag}"])
+def test_if_none_match_that_matches_is_304(server: Server, value: str) -> None:
+    etag = get(server, "/media/photos/landscape.jpg").headers["etag"]
+    response = get(server, "/media/photos/landscape.jpg", **{"if-none-match": value.format(etag=etag)})
+    assert response.status_code == 304
+
+
+def test_stale_etag_beside_a_current_date_is_200(server: Server) -> None:
+    # RFC 9110 ignores If-Modified-Since when If-None-Match is present; S3 does not.
+    date = format_datetime(datetime(2100, 1, 1, tzinfo=UTC), usegmt=True)
+    headers = {"if-none-match": '"stale"', "if-modified-since": date}
+    response = get(server, "/media/photos/landscape.jpg", **headers)
+    assert response.status_code == 200
+    assert response.content == IMAGE
+
+
 def test_if_range_stale_sends_the_whole_object(server: Server) -> None:
     response = get(server, "/media/photos/landscape.jpg", range="bytes=0-9", **{"if-range": '"stale"'})
     assert response.status_code == 200

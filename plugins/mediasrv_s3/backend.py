@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -36,6 +37,7 @@ T = TypeVar("T")
 
 # S3's placeholder for "no type given at upload": guess from the key instead.
 UNTYPED = frozenset({"binary/octet-stream", ""})
+SINGLE_STRONG_ETAG = re.compile(r'"[^",]*"')
 
 
 class S3Settings(BackendSettings):
@@ -201,18 +203,22 @@ class S3Chunks(ChunkReader):
 
 
 def _conditional_arguments(conditions: Conditions) -> dict[str, Any]:
-    """The request's conditions as get_object arguments, so a 304 or 412 moves no body.
+    """The conditions S3 can evaluate as RFC 9110 does, as get_object arguments, so that a 304
+    or 412 moves no body. The core evaluates all of them again on the answer.
 
-    If-Range has no S3 parameter: the core checks it against the answer's ETag.
+    Left to the core: an If-Match other than one strong ETag (S3 compares the text, so ``*``
+    or a list would fail wrongly), If-Modified-Since beside If-None-Match (S3 answers 304 when
+    the date alone holds; RFC 9110 ignores the date), If-Unmodified-Since beside If-Match, and
+    If-Range (no S3 parameter).
     """
     arguments: dict[str, Any] = {}
-    if conditions.if_match is not None:
-        arguments["IfMatch"] = conditions.if_match
+    if conditions.if_match is not None and SINGLE_STRONG_ETAG.fullmatch(conditions.if_match.strip()):
+        arguments["IfMatch"] = conditions.if_match.strip()
     if conditions.if_none_match is not None:
         arguments["IfNoneMatch"] = conditions.if_none_match
-    if conditions.if_modified_since is not None:
+    elif conditions.if_modified_since is not None:
         arguments["IfModifiedSince"] = conditions.if_modified_since
-    if conditions.if_unmodified_since is not None:
+    if conditions.if_unmodified_since is not None and conditions.if_match is None:
         arguments["IfUnmodifiedSince"] = conditions.if_unmodified_since
     return arguments
 
