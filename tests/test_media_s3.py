@@ -43,7 +43,18 @@ def buckets(moto: MotoServer) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, moto: MotoServer, buckets: dict[str, str]) -> Iterator[Server]:
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, moto: MotoServer, buckets: dict[str, str], silent_port: int
+) -> Iterator[Server]:
     settings = "\n".join(
         [
             moto.backend_settings(
@@ -53,6 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, moto: MotoServer, buckets: 
             moto.backend_settings("public", "photos", prefix="public"),
             moto.backend_settings("nobucket", "no-such-bucket"),
             moto.backend_settings("refused", "photos", endpoint_url=f"http://127.0.0.1:{free_port()}", timeout=2),
+            moto.backend_settings("silent", "photos", endpoint_url=f"http://127.0.0.1:{silent_port}", timeout=0.5),
         ]
     )
     server = start_server(tmp_path_factory.mktemp("server"), settings)
@@ -272,10 +284,16 @@ def test_refused_connection_is_502(server: Server) -> None:
     assert httpx.head(server.url + "/media/refused/landscape.jpg", timeout=10).status_code == 502
 
 
+def test_s3_that_never_answers_is_504(server: Server) -> None:
+    response = get(server, "/media/silent/landscape.jpg")
+    assert response.status_code == 504
+    assert response.json() == {"detail": "backend 'silent': S3 did not answer in time"}
+
+
 def test_secrets_appear_in_no_error_body_and_no_log(server: Server) -> None:
     bodies = [
         get(server, path).content
-        for path in ("/media/nobucket/x.jpg", "/media/refused/x.jpg", "/media/photos/missing", "/media/photos/%00")
+        for path in ("/media/nobucket/x", "/media/refused/x", "/media/silent/x", "/media/photos/missing", "/media/photos/%00")
     ]
     for text in [*bodies, server.log().encode()]:
         assert SECRET_ACCESS_KEY.encode() not in text
