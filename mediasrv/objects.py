@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,6 +10,9 @@ from datetime import datetime
 from mediasrv.errors import RangeNotSatisfiable
 
 Chunks = AsyncIterator[bytes]
+
+
+_CONTENT_RANGE = re.compile(r"bytes[ \t]+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,18 @@ class ContentRange:
     def header_value(self) -> str:
         """The value of the ``Content-Range`` header of a 206."""
         return f"bytes {self.first}-{self.last}/{'*' if self.size is None else self.size}"
+
+    @classmethod
+    def parse(cls, value: str) -> ContentRange:
+        """The range of a source's 206 ``Content-Range`` (``bytes FIRST-LAST/SIZE``, SIZE may be
+        ``*``); ValueError if it is anything else."""
+        match = _CONTENT_RANGE.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f"not a byte Content-Range: {value!r}")
+        first, last, size = int(match[1]), int(match[2]), None if match[3] == "*" else int(match[3])
+        if last < first or (size is not None and last >= size):
+            raise ValueError(f"inconsistent Content-Range: {value!r}")
+        return cls(first, last, size)
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,3 +197,24 @@ def test_byte_range_constructor_accepts_valid(kwargs: dict[str, int]) -> None:
         kwargs.get("last"),
         kwargs.get("suffix"),
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("bytes 0-9/10", ContentRange(0, 9, 10)),
+        ("bytes 5-5/*", ContentRange(5, 5, None)),
+        ("Bytes  100-199/1000 ", ContentRange(100, 199, 1000)),
+    ],
+)
+def test_content_range_parse(value: str, expected: ContentRange) -> None:
+    assert ContentRange.parse(value) == expected
+    assert ContentRange.parse(expected.header_value()) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["", "bytes */10", "bytes 9-0/10", "bytes 0-10/10", "items 0-1/2", "bytes 0-1", "bytes -1-2/3", "bytes 0-1/2x"]
+)
+def test_content_range_parse_refuses_what_is_not_one_range(value: str) -> None:
+    with pytest.raises(ValueError):
+        ContentRange.parse(value)

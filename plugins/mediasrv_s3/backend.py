@@ -239,15 +239,9 @@ def _object_info(
 
 
 def _content_range(value: str | None, backend: str) -> ContentRange | None:
-    """Parse S3's ``bytes FIRST-LAST/SIZE``."""
     if not value:
         return None
     try:
-        unit, _, spec = value.partition(" ")
-        span, _, size = spec.partition("/")
-        first, _, last = span.partition("-")
-        if unit != "bytes":
-            raise ValueError(unit)
-        return ContentRange(int(first), int(last), None if size == "*" else int(size))
+        return ContentRange.parse(value)
     except ValueError:
         raise UpstreamError(f"backend {backend!r}: S3 sent a malformed Content-Range") from None
