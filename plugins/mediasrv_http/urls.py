@@ -45,8 +45,11 @@ def parse_base_url(value: str) -> URL:
     if not path.endswith("/"):
         path += "/"
     for segment in path.strip("/").split("/"):
-        if segment:
-            check_segment(segment)
+        try:
+            if segment:
+                check_segment(segment)
+        except InvalidKey:
+            raise ValueError(f"has an unsafe path segment {segment!r}") from None
     return url.with_path(path, encoded=True)
 
 
