@@ -170,8 +170,9 @@ class HttpBackend(StorageBackend):
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers=headers,
-            # No total: it would cut long downloads. Per-read covers waiting for the headers too.
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
+            # No total: it would cut long downloads. connect bounds DNS and connecting (the pool
+            # wait is ours, in _acquire); sock_read bounds waiting for the headers and each read.
+            timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
