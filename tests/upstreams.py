@@ -224,7 +224,7 @@ def faulty_app(canary_port: int) -> Callable[[Upstream], web.Application]:
             response = web.StreamResponse(
                 headers={
                     "Content-Type": "text/plain",
-                    "Connection": "keep-alive",
+                    "Connection": "close",
                     "Keep-Alive": "timeout=5, max=100",
                     "Proxy-Authenticate": "Basic realm=upstream",
                     "Set-Cookie": "upstream_session=s3cr3t; HttpOnly",
