@@ -1,0 +1,282 @@
+"""Unit tests of the HTTP backend's URL building, redirect checks and settings."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from yarl import URL
+
+from conftest import PROJECT_DIR, start_server
+from mediasrv import ByteRange, ContentRange, InvalidKey
+from mediasrv.settings import describe_validation_error
+from mediasrv_http import HttpBackend, HttpSettings
+from mediasrv_http.backend import _entity_tag, _serves
+from mediasrv_http.urls import build_url, check_segment, is_under, parse_base_url
+
+BASE = parse_base_url("https://cdn.example.com:8443/static/v1")
+
+
+# --- base_url -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "normalised"),
+    [
+        ("https://cdn.example.com/static/", "https://cdn.example.com/static/"),
+        ("https://cdn.example.com/static", "https://cdn.example.com/static/"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000/"),
+        ("HTTP://CDN.Example.COM/a%20b/", "http://cdn.example.com/a%20b/"),
+        ("http://[::1]:8080/x", "http://[::1]:8080/x/"),
+    ],
+)
+def test_base_url_is_normalised_to_end_with_a_slash(value: str, normalised: str) -> None:
+    assert str(parse_base_url(value)) == normalised
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("ftp://example.com/", "http:// or https://"),
+        ("example.com/static/", "http:// or https://"),
+        ("http:///static/", "no host"),
+        ("http://user:pass@example.com/", "credentials"),
+        ("http://token@example.com/", "credentials"),
+        ("http://example.com/static/?sig=1", "query"),
+        ("http://example.com/static/?", "query"),
+        ("http://example.com/static/#frag", "fragment"),
+        ("http://example.com:99999/", "not a valid URL"),
+        ("http://example.com/a%2fb/", "unsafe path segment 'a%2Fb'"),
+    ],
+)
+def test_bad_base_urls_are_refused(value: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        parse_base_url(value)
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("a.jpg", "https://cdn.example.com:8443/static/v1/a.jpg"),
+        ("a/b/c.jpg", "https://cdn.example.com:8443/static/v1/a/b/c.jpg"),
+        ("logo@2x.png", "https://cdn.example.com:8443/static/v1/logo%402x.png"),
+        ("@evil.example:80/x", "https://cdn.example.com:8443/static/v1/%40evil.example%3A80/x"),
+        ("with space ü.txt", "https://cdn.example.com:8443/static/v1/with%20space%20%C3%BC.txt"),
+        ("100%.jpg", "https://cdn.example.com:8443/static/v1/100%25.jpg"),
+        ("a%20b", "https://cdn.example.com:8443/static/v1/a%2520b"),
+        ("q?x=1#f", "https://cdn.example.com:8443/static/v1/q%3Fx=1%23f"),
+        ("m;jsessionid=1", "https://cdn.example.com:8443/static/v1/m%3Bjsessionid=1"),
+        ("w=100,h=50(1)!.jpg", "https://cdn.example.com:8443/static/v1/w=100,h=50(1)!.jpg"),
+        ("2024:01:01.jpg", "https://cdn.example.com:8443/static/v1/2024%3A01%3A01.jpg"),
+        ("a/b:c", "https://cdn.example.com:8443/static/v1/a/b%3Ac"),
+    ],
+)
+def test_keys_are_encoded_segment_by_segment_under_the_base(key: str, url: str) -> None:
+    built = build_url(BASE, key)
+    assert str(built) == url
+    assert (built.scheme, built.host, built.port) == ("https", "cdn.example.com", 8443)
+    assert built.raw_path.startswith("/static/v1/")
+    assert built.query_string == "" and built.fragment == ""
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "/etc/passwd",
+        "a//b",
+        "..",
+        "a/../../b",
+        ".",
+        "...",
+        ". .",
+        "%2e%2e",
+        "%2E%2e/x",
+        "%252e%252e",
+        "%25252e%25252e",
+        "..;x",
+        "%2e%2e;x",
+        "a%2fb",
+        "a%252fb",
+        "a%5cb",
+        "a\\b",
+        "a%00b",
+        "a%2500b",
+        "a\nb",
+        "http://evil.example/x",
+        "http:/evil.example/x",
+        "https:evil.example",
+        "javascript:alert(1)",
+        "x:y",
+        "%" + "25" * 6 + "2e",
+    ],
+)
+def test_keys_that_could_leave_the_base_are_invalid(key: str) -> None:
+    with pytest.raises(InvalidKey):
+        build_url(BASE, key)
+
+
+@pytest.mark.parametrize("segment", ["a", "%", "100%", "%zz", "a%20b", "..a", "a..", ".hidden", "~x"])
+def test_harmless_segments_pass(segment: str) -> None:
+    check_segment(segment)
+
+
+# --- redirect targets --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "under"),
+    [
+        ("https://cdn.example.com:8443/static/v1/b.jpg", True),
+        ("https://CDN.example.com:8443/static/v1/b.jpg?sig=1", True),
+        ("b.jpg", True),
+        ("/static/v1/deeper/b.jpg", True),
+        ("/static/v2/b.jpg", False),
+        ("/static/v1", False),
+        ("/static/v1/", False),
+        ("../b.jpg", False),
+        ("/static/v1/%2e%2e/v2/b.jpg", False),
+        ("/static/v1/a%2f..%2f..%2fb", False),
+        ("http://cdn.example.com:8443/static/v1/b.jpg", False),
+        ("https://cdn.example.com/static/v1/b.jpg", False),
+        ("https://evil.example:8443/static/v1/b.jpg", False),
+        ("//evil.example/static/v1/b.jpg", False),
+        ("https://user@cdn.example.com:8443/static/v1/b.jpg", False),
+    ],
+)
+def test_redirect_targets_must_stay_under_the_base(location: str, under: bool) -> None:
+    current = build_url(BASE, "a.jpg")
+    assert is_under(BASE, current.join(URL(location))) is under
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("asked", "served", "ok"),
+    [
+        (ByteRange(0, 99), ContentRange(0, 99, 1000), True),
+        (ByteRange(0, 99), ContentRange(0, 49, 1000), True),  # a server may send less
+        (ByteRange(0, 99), ContentRange(1, 99, 1000), False),
+        (ByteRange(0, 99), ContentRange(0, 100, 1000), False),
+        (ByteRange(10), ContentRange(10, 999, 1000), True),
+        (ByteRange(10), ContentRange(0, 999, 1000), False),
+        (ByteRange(suffix=10), ContentRange(990, 999, 1000), True),
+        (ByteRange(suffix=10), ContentRange(980, 999, 1000), False),
+        (ByteRange(suffix=10), ContentRange(0, 9, 1000), False),
+    ],
+)
+def test_a_206_must_serve_the_range_asked(asked: ByteRange, served: ContentRange, ok: bool) -> None:
+    assert _serves(asked, served) is ok
+
+
+@pytest.mark.parametrize(
+    ("header", "etag"),
+    [
+        ('"abc"', '"abc"'),
+        ('W/"abc"', 'W/"abc"'),
+        ("abc-123", '"abc-123"'),
+        (' "abc" ', '"abc"'),
+        ('"a"b"', None),
+        ("a b", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_upstream_etags_are_kept_quoted_or_dropped(header: str | None, etag: str | None) -> None:
+    assert _entity_tag(header) == etag
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+def settings(**values: object) -> HttpSettings:
+    return HttpSettings.model_validate({"kind": "http", "base_url": "https://cdn.example.com/static", **values})
+
+
+def test_settings_defaults_follow_the_design() -> None:
+    defaults = settings()
+    assert defaults.base_url == "https://cdn.example.com/static/"
+    assert (defaults.timeout, defaults.max_connections, defaults.health_path) == (10, 64, "")
+    assert defaults.headers == {}
+    assert defaults.cache_control == ""
+
+
+def test_header_values_are_secret_in_repr_and_dumps() -> None:
+    configured = settings(headers={"Authorization": "Bearer topsecret-42"})
+    assert "topsecret-42" not in repr(configured)
+    assert "topsecret-42" not in str(configured.model_dump())
+    assert "topsecret-42" not in configured.model_dump_json()
+    assert configured.headers["Authorization"].get_secret_value() == "Bearer topsecret-42"
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"headers": {"Range": "bytes=0-"}}, "set by mediasrv itself"),
+        ({"headers": {"host": "evil.example"}}, "set by mediasrv itself"),
+        ({"headers": {"Accept-Encoding": "gzip"}}, "set by mediasrv itself"),
+        ({"headers": {"Bad Name": "x"}}, "not a valid HTTP token"),
+        ({"headers": {"X-Token": "topsecret-42\r\nX-Injected: 1"}}, "control character"),
+        ({"timeout": 0}, "greater than 0"),
+        ({"max_connections": 0}, "greater than or equal to 1"),
+        ({"health_path": "http://other.example/health"}, "not a URL"),
+        ({"health_path": "//other.example/health"}, "must be a path"),
+        ({"base_url": "http://example.com/?token=x"}, "query"),
+        ({"unknown": 1}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_settings_are_refused_without_echoing_secrets(values: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        settings(**values)
+    message = describe_validation_error(caught.value)  # as mediasrv reports it
+    assert problem in message
+    assert "topsecret-42" not in message
+
+
+@pytest.mark.parametrize(
+    ("health_path", "url"),
+    [
+        ("", "https://cdn.example.com/static/"),
+        ("healthz", "https://cdn.example.com/static/healthz"),
+        ("/healthz", "https://cdn.example.com/healthz"),
+        ("/status?full=1", "https://cdn.example.com/status?full=1"),
+    ],
+)
+def test_health_path_is_relative_to_base_url_or_the_host(health_path: str, url: str) -> None:
+    assert str(HttpBackend("cdn", settings(health_path=health_path)).health_url) == url
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            'base_url = "https://cdn.example.com/static/?sig=1"\nheaders = { "X-Token" = "topsecret-42" }',
+            "backends.cdn.base_url: Value error, must not have a query string",
+        ),
+        (
+            'base_url = "https://cdn.example.com/"\nheaders = { "X-Token" = "topsecret-42\\r\\nX-Injected: 1" }',
+            "backends.cdn.headers: Value error, the value of header 'X-Token' contains a control character",
+        ),
+    ],
+)
+def test_a_bad_http_table_stops_start_up_naming_the_key(tmp_path: Path, table: str, message: str) -> None:
+    with pytest.raises(AssertionError, match=r"exited with 2") as caught:
+        start_server(tmp_path, f'[backends.cdn]\nkind = "http"\n{table}\n')
+    assert message in str(caught.value)
+    assert "topsecret-42" not in str(caught.value)
+
+
+def test_readme_http_example_is_valid_settings() -> None:
+    readme = (PROJECT_DIR / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.DOTALL) if 'kind = "http"' in b]
+    table = tomllib.loads(block)["backends"]["cdn"]
+    configured = HttpSettings.model_validate(table)
+    assert configured.base_url == "https://static.example.com/media/"
+    assert set(table) == set(HttpSettings.model_fields)  # every setting is shown
