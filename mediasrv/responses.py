@@ -102,8 +102,8 @@ def error_response(exc: MediaError, cache_control: str = "") -> Response:
         headers = validator_headers(exc.info, cache_control) if exc.info else []
         return MediaResponse(304, headers)
     extra: dict[str, str] = {}
-    if isinstance(exc, RangeNotSatisfiable):
-        extra["content-range"] = f"bytes */{'*' if exc.size is None else exc.size}"
+    if isinstance(exc, RangeNotSatisfiable) and exc.size is not None:  # "bytes */*" is not HTTP
+        extra["content-range"] = f"bytes */{exc.size}"
     if isinstance(exc, BackendUnavailable) and exc.retry_after is not None:
         extra["retry-after"] = str(exc.retry_after)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=extra)
@@ -181,12 +181,12 @@ class MediaResponse(Response):
             return True
         except ClientStalled:
             logger.info("client accepted no bytes for %ss; connection aborted", self.send_timeout)
-            return self._abort(connection)
+            return await self._abort(connection)
         except Exception as exc:
             logger.warning("stream failed after %d bytes, connection aborted: %r", sent, exc)
             if connection is None:
                 raise  # the server closes the connection; the client still sees a short body
-            return self._abort(connection)
+            return await self._abort(connection)
 
     async def _send_chunk(self, send: Send, chunk: bytes, connection: ClientConnection | None) -> None:
         """Send one chunk; ClientStalled when the client takes no byte for ``send_timeout``.
@@ -210,7 +210,10 @@ class MediaResponse(Response):
                     raise ClientStalled from None
 
     @staticmethod
-    def _abort(connection: ClientConnection | None) -> bool:
+    async def _abort(connection: ClientConnection | None) -> bool:
         if connection is not None:
             connection.abort()
+            # Let the loop run connection_lost before the app returns: then uvicorn knows the
+            # client is gone instead of logging an ERROR for an incomplete response.
+            await asyncio.sleep(0)
         return False
