@@ -7,7 +7,7 @@ import importlib.metadata
 
 from mediasrv.backend import BackendSettings, ConfigPath, StorageBackend
 from mediasrv.chunks import ChunkReader
-from mediasrv.conditional import check_preconditions, range_applies
+from mediasrv.conditional import check_preconditions, parse_http_date, range_applies
 from mediasrv.errors import (
     BackendUnavailable,
     InvalidKey,
@@ -46,6 +46,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeout",
     "check_preconditions",
+    "parse_http_date",
     "hookimpl",
     "range_applies",
 ]

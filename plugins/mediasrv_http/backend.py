@@ -6,8 +6,8 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import UTC
+from email.utils import format_datetime
 
 import aiohttp
 from aiohttp import ClientResponse
@@ -33,6 +33,7 @@ from mediasrv import (
     StorageBackend,
     UpstreamError,
     UpstreamTimeout,
+    parse_http_date,
 )
 from mediasrv_http.urls import build_url, is_under, parse_base_url, same_origin
 
@@ -47,7 +48,6 @@ GONE_STATUSES = frozenset({404, 410})
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-_CONTENT_RANGE = re.compile(r"bytes[ \t]+(\d{1,19})-(\d{1,19})/(\d{1,19}|\*)", re.ASCII | re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"bytes[ \t]+\*/(\d{1,19})", re.ASCII | re.IGNORECASE)
 _ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e\x80-\xff]*"')
 _BARE_ENTITY_TAG = re.compile(r"[\x21\x23-\x7e\x80-\xff]+")
@@ -324,14 +324,10 @@ class HttpBackend(StorageBackend):
 
     def _content_range(self, response: ClientResponse, byte_range: ByteRange) -> ContentRange:
         """The range a 206 carries, if it is one valid range where the asked one starts."""
-        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-        if match is None:
-            raise UpstreamError(f"backend {self.name!r}: upstream sent a 206 without a valid Content-Range")
-        first, last = int(match.group(1)), int(match.group(2))
-        size = None if match.group(3) == "*" else int(match.group(3))
-        if last < first or (size is not None and last >= size):
-            raise UpstreamError(f"backend {self.name!r}: upstream sent an invalid Content-Range")
-        content_range = ContentRange(first, last, size)
+        try:
+            content_range = ContentRange.parse(response.headers.get("Content-Range", ""))
+        except ValueError:
+            raise UpstreamError(f"backend {self.name!r}: upstream sent a 206 without a valid Content-Range") from None
         length = response.content_length
         if length is not None and length != content_range.length:
             raise UpstreamError(f"backend {self.name!r}: upstream's Content-Length and Content-Range disagree")
@@ -348,7 +344,7 @@ class HttpBackend(StorageBackend):
             size=size,
             content_type=headers.get("Content-Type") or None,
             etag=_entity_tag(headers.get("ETag")),
-            last_modified=_http_date(headers.get("Last-Modified")),
+            last_modified=parse_http_date(headers.get("Last-Modified")),
             content_encoding=encoding if encoding and encoding.lower() != "identity" else None,
             cache_control=headers.get("Cache-Control") or None,
         )
@@ -482,17 +478,6 @@ def _entity_tag(value: str | None) -> str | None:
     if _BARE_ENTITY_TAG.fullmatch(value):
         return f'"{value}"'
     return None
-
-
-def _http_date(value: str | None) -> datetime | None:
-    """A timezone-aware datetime from an HTTP date, or None when absent or invalid."""
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _retry_after(value: str | None, cap: int) -> int | None:

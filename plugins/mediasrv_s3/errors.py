@@ -6,8 +6,6 @@ ids, and for some errors the access key id.
 
 from __future__ import annotations
 
-from email.utils import parsedate_to_datetime
-
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -30,6 +28,7 @@ from mediasrv import (
     RangeNotSatisfiable,
     UpstreamError,
     UpstreamTimeout,
+    parse_http_date,
 )
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -93,9 +92,8 @@ def _status(exc: ClientError) -> int | str:
 def _validators(exc: ClientError) -> ObjectInfo:
     """The validators and Cache-Control of a 304, which a 304 must repeat."""
     headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    last_modified = headers.get("last-modified")
-    try:
-        modified = parsedate_to_datetime(last_modified) if last_modified else None
-    except ValueError:
-        modified = None
-    return ObjectInfo(etag=headers.get("etag"), last_modified=modified, cache_control=headers.get("cache-control"))
+    return ObjectInfo(
+        etag=headers.get("etag"),
+        last_modified=parse_http_date(headers.get("last-modified")),
+        cache_control=headers.get("cache-control"),
+    )
