@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import shutil
@@ -42,6 +43,10 @@ def reset(sock: socket.socket) -> None:
     """Close ``sock`` with a TCP reset, as a client that goes away abruptly does."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def free_port() -> int:
@@ -116,6 +121,31 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def open_stalled_stream(server: Server, path: str) -> socket.socket:
+    """A GET whose response headers have arrived and whose body is left unread."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+    assert sock.recv(64).startswith(b"HTTP/1.1 200")
+    return sock
+
+
+def abort_after_first_bytes(server: Server, path: str, read: int = 65536) -> None:
+    """GET ``path``, read ``read`` bytes, then reset the connection."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        received = 0
+        while received < read:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += len(chunk)
+        assert received >= read
+    finally:
+        reset(sock)
 
 
 def write_settings(config_dir: Path, text: str, plugins: tuple[str, ...] = ()) -> Path:

@@ -5,7 +5,6 @@ canary that no SSRF attempt may reach."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import socket
 from collections.abc import Iterator
@@ -15,7 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import PROJECT_DIR, Server, free_port, reset, start_server, wait_until
+from conftest import (
+    PROJECT_DIR,
+    Server,
+    abort_after_first_bytes,
+    free_port,
+    open_stalled_stream,
+    reset,
+    sha256,
+    start_server,
+    wait_until,
+)
 from mediasrv import Health
 from mediasrv_http import HttpBackend, HttpSettings
 from upstreams import (
@@ -128,10 +137,6 @@ timeout = 1
 
 def get(server: Server, path: str, **headers: str) -> httpx.Response:
     return httpx.get(server.url + path, headers=headers, timeout=10)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def upstream_get(upstream: Upstream, path: str) -> httpx.Response:
@@ -537,16 +542,8 @@ def test_header_secrets_never_appear_in_logs_or_error_bodies(server: Server) -> 
 # --- the connection pool ----------------------------------------------------------------------
 
 
-def open_stream(server: Server, path: str) -> socket.socket:
-    """A GET whose response headers have arrived and whose body is left unread."""
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-    return sock
-
-
 def test_saturated_pool_answers_503_with_retry_after(server: Server) -> None:
-    holder = open_stream(server, "/media/tiny/drip")  # holds tiny's only connection
+    holder = open_stalled_stream(server, "/media/tiny/drip")  # holds tiny's only connection
     try:
         response = get(server, "/media/tiny/hello.txt")
         assert response.status_code == 503
@@ -558,24 +555,9 @@ def test_saturated_pool_answers_503_with_retry_after(server: Server) -> None:
     assert wait_until(lambda: get(server, "/media/tiny/hello.txt").status_code == 200)
 
 
-def abort_after_first_bytes(server: Server, path: str, read: int = CHUNK_SIZE) -> None:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    try:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-        received = 0
-        while received < read:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += len(chunk)
-        assert received >= read
-    finally:
-        reset(sock)
-
-
 def test_aborted_downloads_release_their_upstream_connections(server: Server, upstreams: Upstreams) -> None:
     for _ in range(100):
-        abort_after_first_bytes(server, "/media/files/huge.bin")
+        abort_after_first_bytes(server, "/media/files/huge.bin", read=CHUNK_SIZE)
     port = upstreams.files.port
     assert wait_until(lambda: server.connections_to(port) <= FILES_MAX_CONNECTIONS), server.connections_to(port)
     response = get(server, "/media/files/huge.bin")

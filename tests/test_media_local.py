@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import PROJECT_DIR, Server, reset, start_server, wait_until
+from conftest import PROJECT_DIR, Server, abort_after_first_bytes, sha256, start_server, wait_until
 
 BIG_SIZE = 3 * 1024 * 1024 + 123  # several chunks, not a multiple of the chunk size
 SPARSE_SIZE = 256 * 1024 * 1024  # costs no disk; reading it costs time the test can measure
@@ -75,10 +73,6 @@ root = "./does-not-exist"
 
 def get(server: Server, path: str, **headers: str) -> httpx.Response:
     return httpx.get(server.url + path, headers=headers, timeout=10)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # --- whole objects --------------------------------------------------------------------
@@ -363,22 +357,6 @@ def test_healthz(server: Server) -> None:
 
 
 # --- cleanup on disconnect -----------------------------------------------------------------
-
-
-def abort_after_first_bytes(server: Server, path: str, read: int = 65536) -> None:
-    """GET ``path``, read ``read`` bytes, then reset the connection."""
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    try:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-        received = 0
-        while received < read:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += len(chunk)
-        assert received >= read
-    finally:
-        reset(sock)
 
 
 def test_aborted_downloads_leave_no_open_files(server: Server, media_dir: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import time
@@ -13,7 +12,17 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from conftest import PROJECT_DIR, Server, free_port, reset, start_server, wait_until
+from conftest import (
+    PROJECT_DIR,
+    Server,
+    abort_after_first_bytes,
+    free_port,
+    open_stalled_stream,
+    reset,
+    sha256,
+    start_server,
+    wait_until,
+)
 from s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, MotoServer
 
 BIG_SIZE = 10 * 1024 * 1024 + 17
@@ -74,10 +83,6 @@ def server(
 
 def get(server: Server, path: str, **headers: str) -> httpx.Response:
     return httpx.get(server.url + path, headers=headers, timeout=20)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def test_get_big_object_bytes_identical(server: Server) -> None:
@@ -300,17 +305,8 @@ def test_secrets_appear_in_no_error_body_and_no_log(server: Server) -> None:
         assert ACCESS_KEY_ID.encode() not in text
 
 
-def open_stalled_download(server: Server, path: str) -> socket.socket:
-    """A GET whose client reads the headers and then stops reading."""
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-    assert sock.recv(64).startswith(b"HTTP/1.1 200")
-    return sock
-
-
 def test_saturated_pool_answers_503_in_bounded_time(server: Server) -> None:
-    stalled = [open_stalled_download(server, "/media/photos/big.bin") for _ in range(POOL_SIZE)]
+    stalled = [open_stalled_stream(server, "/media/photos/big.bin") for _ in range(POOL_SIZE)]
     try:
         started = time.monotonic()
         response = get(server, "/media/photos/landscape.jpg")
@@ -327,10 +323,7 @@ def test_saturated_pool_answers_503_in_bounded_time(server: Server) -> None:
 
 def test_aborted_downloads_return_their_connections(server: Server, moto: MotoServer) -> None:
     for _ in range(100):
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            sock.sendall(b"GET /media/photos/big.bin HTTP/1.1\r\nHost: test\r\n\r\n")
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-            reset(sock)
+        abort_after_first_bytes(server, "/media/photos/big.bin", read=CHUNK_SIZE)
     assert wait_until(lambda: server.connections_to(moto.port) <= POOL_SIZE + 1, timeout=10)
     response = get(server, "/media/photos/big.bin")
     assert response.status_code == 200
