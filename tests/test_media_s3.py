@@ -43,6 +43,7 @@ def buckets(moto: MotoServer) -> dict[str, str]:
     s3.put_object(Bucket="photos", Key="untyped.png", Body=b"\x89PNG")
     s3.put_object(Bucket="photos", Key="empty.txt", Body=b"")
     s3.put_object(Bucket="photos", Key="dir/nested ü.txt", Body=b"nested", ContentType="text/plain")
+    s3.put_object(Bucket="photos", Key="odd +%?#&=;@:,'.txt", Body=b"odd", ContentType="text/plain")
     s3.put_object(Bucket="photos", Key="styled.css", Body=b"a{}", ContentType="text/css", CacheControl="max-age=5")
     s3.put_object(Bucket="photos", Key="page.html", Body=b"<script>1</script>", ContentType="text/html")
     s3.put_object(Bucket="photos", Key="secret.txt", Body=b"outside the prefix")
@@ -113,6 +114,12 @@ def test_nested_unicode_key(server: Server) -> None:
     response = get(server, "/media/photos/dir/nested%20%C3%BC.txt")
     assert response.status_code == 200
     assert response.content == b"nested"
+
+
+def test_key_with_url_syntax_characters_is_data(server: Server) -> None:
+    response = get(server, "/media/photos/odd%20%2B%25%3F%23%26%3D%3B%40%3A%2C%27.txt")
+    assert response.status_code == 200
+    assert response.content == b"odd"
 
 
 def test_empty_object(server: Server) -> None:
