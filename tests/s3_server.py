@@ -24,9 +24,10 @@ class MotoServer:
     moto keeps its buckets in memory, so a restarted server is empty.
     """
 
-    def __init__(self, port: int, log_path: str) -> None:
+    def __init__(self, port: int, log_path: str, env: dict[str, str] | None = None) -> None:
         self.port = port
         self.log_path = log_path
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -34,7 +35,7 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        environment = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
+        environment = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true", **self.env}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
@@ -71,14 +72,14 @@ class MotoServer:
             self.process.wait()
         self.process = None
 
-    def client(self) -> Any:
-        """A boto3 client for setting up buckets and objects."""
+    def client(self, service: str = "s3", key_id: str = ACCESS_KEY_ID, secret: str = SECRET_ACCESS_KEY) -> Any:
+        """A boto3 client for setting up buckets and objects (or IAM users)."""
         return boto3.client(
-            "s3",
+            service,
             endpoint_url=self.endpoint_url,
             region_name=REGION,
-            aws_access_key_id=ACCESS_KEY_ID,
-            aws_secret_access_key=SECRET_ACCESS_KEY,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
         )
 
     def backend_settings(self, name: str, bucket: str, **extra: object) -> str:

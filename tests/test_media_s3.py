@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -388,3 +390,94 @@ def test_s3_dying_mid_body_aborts_the_client_connection(
         assert get(server, "/healthz").status_code == 200
     finally:
         server.stop()
+
+
+# A server that checks credentials: moto with IAM authentication on
+
+
+@dataclass
+class LockedS3:
+    """An S3 server that checks signatures and IAM policies, and the key pairs of two users:
+    ``reader`` may read the bucket ``locked``; ``nobody`` has no permission at all."""
+
+    endpoint_url: str
+    reader: tuple[str, str]
+    nobody: tuple[str, str]
+
+
+@pytest.fixture(scope="module")
+def locked_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedS3]:
+    # The first five actions need no credentials: they create the users and their keys.
+    moto = MotoServer(
+        free_port(), str(tmp_path_factory.mktemp("locked") / "moto.log"), {"INITIAL_NO_AUTH_ACTION_COUNT": "5"}
+    )
+    moto.start()
+    try:
+        iam = moto.client("iam")
+        keys: dict[str, tuple[str, str]] = {}
+        for user in ("reader", "nobody"):
+            iam.create_user(UserName=user)
+            created = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = (created["AccessKeyId"], created["SecretAccessKey"])
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps(policy))
+        s3 = moto.client("s3", *keys["reader"])
+        s3.create_bucket(Bucket="locked")
+        s3.put_object(Bucket="locked", Key="a.txt", Body=b"for readers only")
+        yield LockedS3(moto.endpoint_url, keys["reader"], keys["nobody"])
+    finally:
+        moto.stop()
+
+
+@pytest.fixture(scope="module")
+def locked_server(tmp_path_factory: pytest.TempPathFactory, locked_moto: LockedS3) -> Iterator[Server]:
+    reader_id, reader_secret = locked_moto.reader
+    tables = {
+        "reader": locked_moto.reader,
+        "wrongsecret": (reader_id, "not-the-secret"),
+        "unknownkey": ("AKIAUNKNOWNKEY000000", reader_secret),
+        "nobody": locked_moto.nobody,
+    }
+    settings = "".join(
+        f"""
+[backends.{name}]
+kind = "s3"
+bucket = "locked"
+endpoint_url = "{locked_moto.endpoint_url}"
+access_key_id = "{key_id}"
+secret_access_key = "{secret}"
+"""
+        for name, (key_id, secret) in tables.items()
+    )
+    server = start_server(tmp_path_factory.mktemp("server"), settings)
+    yield server
+    server.stop()
+
+
+def test_valid_credentials_read_a_locked_bucket(locked_server: Server) -> None:
+    assert get(locked_server, "/media/reader/a.txt").content == b"for readers only"
+
+
+@pytest.mark.parametrize(
+    ("backend", "detail"),
+    [
+        ("wrongsecret", "the secret access key is wrong"),
+        ("unknownkey", "the access key id is not known to S3"),
+        ("nobody", "access denied"),
+    ],
+)
+def test_bad_credentials_or_denied_access_is_503_saying_which(locked_server: Server, backend: str, detail: str) -> None:
+    response = get(locked_server, f"/media/{backend}/a.txt")
+    assert response.status_code == 503
+    assert response.json() == {"detail": f"backend {backend!r}: {detail}"}
+    assert httpx.head(f"{locked_server.url}/media/{backend}/a.txt", timeout=10).status_code == 503
+
+
+def test_credentials_appear_in_no_log(locked_server: Server, locked_moto: LockedS3) -> None:
+    for backend in ("reader", "wrongsecret", "unknownkey", "nobody"):
+        get(locked_server, f"/media/{backend}/a.txt")
+    log = locked_server.log()
+    for key_id, secret in (locked_moto.reader, locked_moto.nobody):
+        assert key_id not in log
+        assert secret not in log
+    assert "not-the-secret" not in log
