@@ -123,6 +123,11 @@ class Server:
         return self.process.returncode
 
 
+def get(server: Server, path: str, **headers: str) -> httpx.Response:
+    """GET ``path`` from ``server`` with the given request headers."""
+    return httpx.get(server.url + path, headers=headers, timeout=20)
+
+
 def open_stalled_stream(server: Server, path: str) -> socket.socket:
     """A GET whose response headers have arrived and whose body is left unread."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)

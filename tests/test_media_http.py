@@ -19,6 +19,7 @@ from conftest import (
     Server,
     abort_after_first_bytes,
     free_port,
+    get,
     open_stalled_stream,
     reset,
     sha256,
@@ -133,10 +134,6 @@ timeout = 1
     server = start_server(tmp_path_factory.mktemp("http-server"), settings)
     yield server
     server.stop()
-
-
-def get(server: Server, path: str, **headers: str) -> httpx.Response:
-    return httpx.get(server.url + path, headers=headers, timeout=10)
 
 
 def upstream_get(upstream: Upstream, path: str) -> httpx.Response:

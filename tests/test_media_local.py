@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import PROJECT_DIR, Server, abort_after_first_bytes, sha256, start_server, wait_until
+from conftest import PROJECT_DIR, Server, abort_after_first_bytes, get, sha256, start_server, wait_until
 
 BIG_SIZE = 3 * 1024 * 1024 + 123  # several chunks, not a multiple of the chunk size
 SPARSE_SIZE = 256 * 1024 * 1024  # costs no disk; reading it costs time the test can measure
@@ -69,10 +69,6 @@ root = "./does-not-exist"
     server = start_server(tmp_path_factory.mktemp("server"), settings)
     yield server
     server.stop()
-
-
-def get(server: Server, path: str, **headers: str) -> httpx.Response:
-    return httpx.get(server.url + path, headers=headers, timeout=10)
 
 
 # --- whole objects --------------------------------------------------------------------

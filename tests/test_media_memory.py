@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Server, reset, start_server, wait_until
+from conftest import Server, get, reset, start_server, wait_until
 from plugins.memory_backend import pattern
 
 BIG = 1024 * 1024 + 7
@@ -61,10 +61,6 @@ generated = {{ "big.bin" = {BIG} }}
     server = start_server(tmp_path_factory.mktemp("memory-server"), settings, plugins=("memory_backend",))
     yield server
     server.stop()
-
-
-def get(server: Server, path: str, **headers: str) -> httpx.Response:
-    return httpx.get(server.url + path, headers=headers, timeout=10)
 
 
 def events(events_file: Path, with_bytes: bool = False) -> list[str]:

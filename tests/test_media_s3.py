@@ -19,6 +19,7 @@ from conftest import (
     Server,
     abort_after_first_bytes,
     free_port,
+    get,
     open_stalled_stream,
     reset,
     sha256,
@@ -82,10 +83,6 @@ def server(
     server = start_server(tmp_path_factory.mktemp("server"), settings)
     yield server
     server.stop()
-
-
-def get(server: Server, path: str, **headers: str) -> httpx.Response:
-    return httpx.get(server.url + path, headers=headers, timeout=20)
 
 
 def test_get_big_object_bytes_identical(server: Server) -> None:
