@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import tomllib
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 from yarl import URL
 
-from conftest import PROJECT_DIR, start_server
+from conftest import start_server
 from mediasrv import ByteRange, ContentRange, InvalidKey
 from mediasrv.settings import describe_validation_error
 from mediasrv_http import HttpBackend, HttpSettings
@@ -272,11 +270,3 @@ def test_a_bad_http_table_stops_start_up_naming_the_key(tmp_path: Path, table: s
     assert message in str(caught.value)
     assert "topsecret-42" not in str(caught.value)
 
-
-def test_readme_http_example_is_valid_settings() -> None:
-    readme = (PROJECT_DIR / "README.md").read_text()
-    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, re.DOTALL) if 'kind = "http"' in b]
-    table = tomllib.loads(block)["backends"]["cdn"]
-    configured = HttpSettings.model_validate(table)
-    assert configured.base_url == "https://static.example.com/media/"
-    assert set(table) == set(HttpSettings.model_fields)  # every setting is shown

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import httpx
 
 from conftest import PROJECT_DIR, start_server
+from mediasrv_http import HttpSettings
+from mediasrv_s3 import S3Settings
 
 README = (PROJECT_DIR / "README.md").read_text()
 
@@ -31,3 +34,15 @@ def test_readme_plugin_example_serves(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/media/notes/missing.txt").status_code == 404
     finally:
         server.stop()
+
+
+def test_readme_s3_example_is_valid_and_shows_every_setting() -> None:
+    table = tomllib.loads(code_block("toml", 'kind = "s3"'))["backends"]["photos"]
+    assert S3Settings.model_validate(table).prefix == "public/"
+    assert set(table) == set(S3Settings.model_fields)
+
+
+def test_readme_http_example_is_valid_and_shows_every_setting() -> None:
+    table = tomllib.loads(code_block("toml", 'kind = "http"'))["backends"]["cdn"]
+    assert HttpSettings.model_validate(table).base_url == "https://static.example.com/media/"
+    assert set(table) == set(HttpSettings.model_fields)
