@@ -269,4 +269,3 @@ def test_a_bad_http_table_stops_start_up_naming_the_key(tmp_path: Path, table: s
         start_server(tmp_path, f'[backends.cdn]\nkind = "http"\n{table}\n')
     assert message in str(caught.value)
     assert "topsecret-42" not in str(caught.value)
-

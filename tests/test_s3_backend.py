@@ -288,4 +288,3 @@ def test_not_modified_keeps_the_etag() -> None:
     error = translate(client_error("304", 304), "photos")
     assert isinstance(error, NotModified)
     assert error.info is not None and error.info.etag == '"e"'
-
