@@ -20,6 +20,7 @@ from mediasrv.errors import (
     UpstreamTimeout,
 )
 from mediasrv.hookspecs import hookimpl
+from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import ByteRange, Chunks, Conditions, ContentRange, Health, ObjectInfo, ObjectStream
 
 __version__ = importlib.metadata.version("mediasrv")
@@ -31,6 +32,7 @@ __all__ = [
     "ChunkReader",
     "Chunks",
     "ConfigPath",
+    "ConnectionLimiter",
     "Conditions",
     "ContentRange",
     "Health",
@@ -42,6 +44,7 @@ __all__ = [
     "ObjectStream",
     "PreconditionFailed",
     "RangeNotSatisfiable",
+    "Slot",
     "StorageBackend",
     "UpstreamError",
     "UpstreamTimeout",

@@ -1,8 +1,26 @@
-"""The per-worker cap on concurrent streams (``[server] max_streams``)."""
+"""Limits: the per-worker cap on concurrent streams (``[server] max_streams``), and the cap a
+backend puts on requests in flight to its source (its connection pool)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from mediasrv.errors import BackendUnavailable
+
+
+class Slot:
+    """One taken slot of a limiter; ``release`` is idempotent so every exit path may call it."""
+
+    __slots__ = ("_release",)
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release: Callable[[], None] | None = release
+
+    def release(self) -> None:
+        if self._release is not None:
+            release, self._release = self._release, None
+            release()
 
 
 class StreamLimiter:
@@ -14,23 +32,37 @@ class StreamLimiter:
         self.max_streams = max_streams
         self.active = 0
 
-    def acquire(self) -> StreamSlot:
+    def acquire(self) -> Slot:
         """A slot for one stream, or BackendUnavailable (503) when all are taken."""
         if self.active >= self.max_streams:
             raise BackendUnavailable("too many concurrent streams", retry_after=self.retry_after)
         self.active += 1
-        return StreamSlot(self)
+        return Slot(self._release_one)
+
+    def _release_one(self) -> None:
+        self.active -= 1
 
 
-class StreamSlot:
-    """One taken slot; ``release`` is idempotent so every exit path may call it."""
+class ConnectionLimiter:
+    """A backend's cap on requests in flight to its source, for a backend to hold from its
+    request until the response body is released.
 
-    __slots__ = ("_limiter",)
+    aiohttp's and botocore's pools wait forever for a free connection; ``acquire`` waits
+    ``wait`` seconds at most, then raises BackendUnavailable (503 with Retry-After).
+    """
 
-    def __init__(self, limiter: StreamLimiter) -> None:
-        self._limiter: StreamLimiter | None = limiter
+    retry_after = 1  # seconds
 
-    def release(self) -> None:
-        if self._limiter is not None:
-            self._limiter.active -= 1
-            self._limiter = None
+    def __init__(self, size: int, wait: float, busy_detail: str) -> None:
+        self.size = size
+        self.wait = wait
+        self.busy_detail = busy_detail
+        self._semaphore = asyncio.Semaphore(size)
+
+    async def acquire(self) -> Slot:
+        try:
+            async with asyncio.timeout(self.wait):
+                await self._semaphore.acquire()
+        except TimeoutError:
+            raise BackendUnavailable(self.busy_detail, retry_after=self.retry_after) from None
+        return Slot(self._semaphore.release)

@@ -16,7 +16,7 @@ from mediasrv.conditional import check_preconditions, conditions_from_headers, p
 from mediasrv.connections import ClientConnection, find_connection
 from mediasrv.errors import MediaError, RangeNotSatisfiable, UpstreamError, UpstreamTimeout
 from mediasrv.keys import validate_key
-from mediasrv.limits import StreamLimiter, StreamSlot
+from mediasrv.limits import Slot, StreamLimiter
 from mediasrv.objects import ByteRange, Conditions, ObjectStream
 from mediasrv.registry import BackendRegistry
 from mediasrv.responses import MediaResponse, close_chunks, error_response, object_headers
@@ -119,7 +119,7 @@ class MediaEndpoint:
         backend: StorageBackend,
         key: str,
         stream: ObjectStream,
-        slot: StreamSlot,
+        slot: Slot,
         connection: ClientConnection | None,
     ) -> Response:
         content_range = stream.content_range

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from mediasrv import (
     ByteRange,
     ChunkReader,
     Conditions,
+    ConnectionLimiter,
     ContentRange,
     Health,
     MediaError,
@@ -30,6 +30,7 @@ from mediasrv import (
     ObjectStream,
     PreconditionFailed,
     RangeNotSatisfiable,
+    Slot,
     StorageBackend,
     UpstreamError,
     UpstreamTimeout,
@@ -112,21 +113,6 @@ class HttpSettings(BackendSettings):
         return value
 
 
-class Lease:
-    """One of ``max_connections`` upstream slots, held from the request until its response
-    is released; ``release`` is idempotent so every exit path may call it."""
-
-    __slots__ = ("_semaphore",)
-
-    def __init__(self, semaphore: asyncio.Semaphore) -> None:
-        self._semaphore: asyncio.Semaphore | None = semaphore
-
-    def release(self) -> None:
-        if self._semaphore is not None:
-            self._semaphore.release()
-            self._semaphore = None
-
-
 class HttpBackend(StorageBackend):
     """Streams ``base_url + key`` from an upstream HTTP server.
 
@@ -144,7 +130,6 @@ class HttpBackend(StorageBackend):
     max_redirects = 3
     pool_wait_limit = 5.0  # seconds; the wait is min(timeout, this)
     health_timeout_limit = 5.0  # seconds; health() takes min(timeout, this) at most
-    retry_after = 1  # seconds, sent with the 503 of a saturated pool
     max_retry_after = 3600  # an upstream's own Retry-After (429) is passed on up to this
 
     def __init__(self, name: str, settings: BackendSettings) -> None:
@@ -154,7 +139,11 @@ class HttpBackend(StorageBackend):
         self.pool_wait = min(self.settings.timeout, self.pool_wait_limit)
         self.health_timeout = min(self.settings.timeout, self.health_timeout_limit)
         self._session: aiohttp.ClientSession | None = None
-        self._slots = asyncio.Semaphore(self.settings.max_connections)
+        self._connections = ConnectionLimiter(
+            self.settings.max_connections,
+            self.pool_wait,
+            f"backend {name!r}: all {self.settings.max_connections} upstream connections are busy",
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -171,7 +160,7 @@ class HttpBackend(StorageBackend):
             connector=connector,
             headers=headers,
             # No total: it would cut long downloads. connect bounds DNS and connecting (the pool
-            # wait is ours, in _acquire); sock_read bounds waiting for the headers and each read.
+            # wait is ours, in ConnectionLimiter); sock_read bounds waiting for the headers and each read.
             timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -187,7 +176,7 @@ class HttpBackend(StorageBackend):
 
     async def stat(self, key: str) -> ObjectInfo:
         url = build_url(self.base_url, key)
-        lease = await self._acquire()
+        slot = await self._connections.acquire()
         try:
             response = await self._fetch("HEAD", url, {})
             try:
@@ -197,24 +186,24 @@ class HttpBackend(StorageBackend):
             finally:
                 response.release()
         finally:
-            lease.release()
+            slot.release()
 
     async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
         url = build_url(self.base_url, key)
         headers = _condition_headers(conditions)
         if byte_range is not None:
             headers["Range"] = byte_range.header_value()
-        lease = await self._acquire()
+        slot = await self._connections.acquire()
         try:
             response = await self._fetch("GET", url, headers)
         except BaseException:
-            lease.release()
+            slot.release()
             raise
         try:
-            return self._object_stream(response, byte_range, conditions, lease)
+            return self._object_stream(response, byte_range, conditions, slot)
         except BaseException:
             response.close()
-            lease.release()
+            slot.release()
             raise
 
     async def health(self) -> Health:
@@ -241,18 +230,6 @@ class HttpBackend(StorageBackend):
         return Health(ok=False, error=f"{target}: upstream answered {status}")
 
     # --- requests -----------------------------------------------------------------------------
-
-    async def _acquire(self) -> Lease:
-        """A connection slot, or 503 with Retry-After once ``pool_wait`` has passed."""
-        try:
-            async with asyncio.timeout(self.pool_wait):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise BackendUnavailable(
-                f"backend {self.name!r}: all {self.settings.max_connections} upstream connections are busy",
-                retry_after=self.retry_after,
-            ) from None
-        return Lease(self._slots)
 
     async def _fetch(self, method: str, url: URL, headers: dict[str, str]) -> ClientResponse:
         """The upstream's answer to ``method url``, following redirects that stay under
@@ -297,17 +274,17 @@ class HttpBackend(StorageBackend):
     # --- answers --------------------------------------------------------------------------------
 
     def _object_stream(
-        self, response: ClientResponse, byte_range: ByteRange | None, conditions: Conditions, lease: Lease
+        self, response: ClientResponse, byte_range: ByteRange | None, conditions: Conditions, slot: Slot
     ) -> ObjectStream:
         """The stream for a GET's answer; raises the error its status means (the caller closes)."""
         status = response.status
         if status == 200:
             info = self._object_info(response, response.content_length)
-            return ObjectStream(info, self._chunks(response, lease), None)  # a Range ignored: the core cuts
+            return ObjectStream(info, self._chunks(response, slot), None)  # a Range ignored: the core cuts
         if status == 206 and byte_range is not None:
             content_range = self._content_range(response, byte_range)
             info = self._object_info(response, content_range.size)
-            return ObjectStream(info, self._chunks(response, lease), content_range)
+            return ObjectStream(info, self._chunks(response, slot), content_range)
         if status == 304 and (conditions.if_none_match is not None or conditions.if_modified_since is not None):
             raise NotModified(self._object_info(response, None))
         if status == 412 and conditions.if_match is not None:
@@ -319,8 +296,8 @@ class HttpBackend(StorageBackend):
             raise RangeNotSatisfiable(int(match.group(1)) if match else None)
         raise self._status_error(response)
 
-    def _chunks(self, response: ClientResponse, lease: Lease) -> UpstreamChunks:
-        return UpstreamChunks(response, self.settings.chunk_size, lease, self._failure)
+    def _chunks(self, response: ClientResponse, slot: Slot) -> UpstreamChunks:
+        return UpstreamChunks(response, self.settings.chunk_size, slot, self._failure)
 
     def _content_range(self, response: ClientResponse, byte_range: ByteRange) -> ContentRange:
         """The range a 206 carries, if it is one valid range where the asked one starts."""
@@ -395,12 +372,12 @@ class UpstreamChunks(ChunkReader):
         self,
         response: ClientResponse,
         chunk_size: int,
-        lease: Lease,
+        slot: Slot,
         failure: FailureMapper,
     ) -> None:
         self._response = response
         self._chunk_size = chunk_size
-        self._lease = lease
+        self._slot = slot
         self._failure = failure
         self._complete = False
 
@@ -420,7 +397,7 @@ class UpstreamChunks(ChunkReader):
             else:
                 self._response.close()
         finally:
-            self._lease.release()
+            self._slot.release()
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from aiobotocore.config import AioConfig
@@ -18,6 +18,7 @@ from mediasrv import (
     ByteRange,
     ChunkReader,
     Conditions,
+    ConnectionLimiter,
     ContentRange,
     Health,
     InvalidKey,
@@ -88,7 +89,11 @@ class S3Backend(StorageBackend):
         super().__init__(name, settings)
         self._client: S3Client | None = None
         self._exit_stack = contextlib.AsyncExitStack()
-        self._slots = asyncio.Semaphore(self.settings.max_pool_connections)
+        self._connections = ConnectionLimiter(
+            self.settings.max_pool_connections,
+            self.settings.timeout,
+            f"backend {name!r}: all {self.settings.max_pool_connections} S3 connections are busy",
+        )
 
     async def start(self) -> None:
         settings = self.settings
@@ -114,8 +119,11 @@ class S3Backend(StorageBackend):
         self._client = None
 
     async def stat(self, key: str) -> ObjectInfo:
-        async with self._slot():
+        slot = await self._connections.acquire()
+        try:
             answer = await self._call(self.client.head_object(Bucket=self.settings.bucket, Key=self._object_key(key)))
+        finally:
+            slot.release()
         return _object_info(answer, None)
 
     async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
@@ -123,7 +131,7 @@ class S3Backend(StorageBackend):
         if byte_range is not None:
             arguments["Range"] = byte_range.header_value()
         async with contextlib.AsyncExitStack() as held:
-            await held.enter_async_context(self._slot())
+            held.callback((await self._connections.acquire()).release)
             answer = await self._call(
                 self.client.get_object(Bucket=self.settings.bucket, Key=self._object_key(key), **arguments)
             )
@@ -156,21 +164,6 @@ class S3Backend(StorageBackend):
         if key.startswith("/") or ".." in key.split("/"):
             raise InvalidKey("key leaves the backend's prefix")
         return self.settings.prefix + key
-
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(self.settings.timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise BackendUnavailable(
-                f"backend {self.name!r}: all {self.settings.max_pool_connections} S3 connections are busy",
-                retry_after=1,
-            ) from None
-        try:
-            yield
-        finally:
-            self._slots.release()
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:
