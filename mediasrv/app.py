@@ -10,14 +10,18 @@ from pathlib import Path
 import pluggy
 from fastapi import FastAPI
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediasrv import __version__
+from mediasrv.admin import admin_app
+from mediasrv.health import HealthMonitor
+from mediasrv.inventory import Inventory
 from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
-from mediasrv.plugins import backend_kinds, get_plugin_manager
+from mediasrv.metrics import Metrics
+from mediasrv.observer import RequestObserver
+from mediasrv.plugins import backend_kinds, get_plugin_manager, plugin_infos
+from mediasrv.probes import probe_routes
 from mediasrv.registry import BackendRegistry
 from mediasrv.settings import CONFIG_ENV, ConfigError, Settings, find_settings_file, load_settings
 
@@ -45,8 +49,12 @@ def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -
 
     Raises ConfigError or PluginError for a bad backend table, before anything is served.
     """
-    registry = BackendRegistry.from_settings(settings.backends, backend_kinds(pm), config_dir)
+    kinds = backend_kinds(pm)
+    registry = BackendRegistry.from_settings(settings.backends, kinds, config_dir)
     media = MediaEndpoint(registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout)
+    monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
+    inventory = Inventory(registry, kinds, plugin_infos(pm, kinds), monitor)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,14 +63,17 @@ def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -
             yield
         finally:
             await registry.stop()
+            metrics.worker_exiting()
 
     app = FastAPI(
         title="mediasrv", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
-    app.add_route("/healthz", healthz, methods=["GET", "HEAD"])
+    app.router.routes.extend(probe_routes(monitor, metrics))
+    app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value()))
     app.add_middleware(NoSniffMiddleware)
+    app.add_middleware(RequestObserver, metrics=metrics, access_log=settings.server.access_log)
     return app
 
 
@@ -80,11 +91,6 @@ def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """uvicorn's app factory for ``mediasrv serve``: reads ``$MEDIASRV_CONFIG`` in each worker."""
     return build_app(os.environ.get(CONFIG_ENV))
-
-
-async def healthz(request: Request) -> Response:
-    """200 while the process serves; calls no backend."""
-    return JSONResponse({"status": "ok"})
 
 
 class NoSniffMiddleware:

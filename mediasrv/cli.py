@@ -1,16 +1,26 @@
-"""The ``mediasrv`` command."""
+"""The ``mediasrv`` command: serve, and the operator's checks (backends, plugins, check)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pluggy
 
 from mediasrv.app import build_app
-from mediasrv.plugins import PluginError
-from mediasrv.settings import ConfigError, find_settings_file
+from mediasrv.health import HealthMonitor
+from mediasrv.inventory import Inventory, plugin_document
+from mediasrv.plugins import PluginError, backend_kinds, get_plugin_manager, plugin_infos
+from mediasrv.registry import BackendRegistry
+from mediasrv.settings import CONFIG_ENV, ConfigError, Settings, find_settings_file, load_settings
 
+EXIT_UNHEALTHY = 1
 EXIT_CONFIG_ERROR = 2
 
 # Flags are handed to the workers as environment variables, the layer they override.
@@ -46,13 +56,121 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def check(args: argparse.Namespace) -> int:
+    """``mediasrv check``: validate the settings file, its plugins and every backend table."""
+    path, settings, pm = _load(args.config)
+    registry = _registry(path, settings, pm)
+    names = ", ".join(f"{name} ({backend.kind})" for name, backend in registry.backends.items()) or "none"
+    print(f"{path}: OK; backends: {names}")
+    return 0
+
+
+def backends(args: argparse.Namespace) -> int:
+    """``mediasrv backends``: start each backend, check its health, print them; 1 if any is unhealthy."""
+    path, settings, pm = _load(args.config)
+    registry = _registry(path, settings, pm)
+    listing = asyncio.run(_check_backends(registry, settings, pm))
+    if args.json:
+        print(json.dumps({"backends": listing}, indent=2))
+    else:
+        print(_backends_table(listing))
+    return 0 if all(backend["health"]["ok"] for backend in listing) else EXIT_UNHEALTHY
+
+
+def plugins(args: argparse.Namespace) -> int:
+    """``mediasrv plugins``: the installed plugins, plus the settings file's when there is one."""
+    explicit = args.config or os.environ.get(CONFIG_ENV)
+    if explicit or find_settings_file().is_file():
+        _, _, pm = _load(args.config)
+    else:
+        pm = get_plugin_manager()
+    infos = plugin_infos(pm, backend_kinds(pm))
+    if args.json:
+        print(json.dumps({"plugins": [plugin_document(info) for info in infos]}, indent=2))
+    else:
+        rows = [
+            [info.name, info.module, info.distribution or "-", info.version or "-", ", ".join(info.kinds) or "-"]
+            for info in infos
+        ]
+        print(format_table(["NAME", "MODULE", "DISTRIBUTION", "VERSION", "KINDS"], rows))
+    return 0
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell, the last one left ragged."""
+    table = [headers, *rows]
+    widths = [max(len(row[column]) for row in table) for column in range(len(headers))]
+    lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in table)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _backends_table(listing: list[dict[str, Any]]) -> str:
+    rows = []
+    for backend in listing:
+        health, plugin = backend["health"], backend["plugin"]
+        rows.append(
+            [
+                backend["name"],
+                backend["kind"],
+                f"{plugin['module']} {plugin['version'] or ''}".strip(),
+                "ok" if health["ok"] else "FAILING",
+                f"{health['latency_ms']} ms",
+                health["error"] or "",
+            ]
+        )
+    return format_table(["NAME", "KIND", "PLUGIN", "HEALTH", "LATENCY", "ERROR"], rows)
+
+
+async def _check_backends(
+    registry: BackendRegistry, settings: Settings, pm: pluggy.PluginManager
+) -> list[dict[str, Any]]:
+    kinds = backend_kinds(pm)
+    monitor = HealthMonitor(registry, settings.admin.health_timeout, max_age=0)
+    await registry.start()
+    try:
+        return await Inventory(registry, kinds, plugin_infos(pm, kinds), monitor).backends()
+    finally:
+        await registry.stop()
+
+
+def _load(config: str | None) -> tuple[Path, Settings, pluggy.PluginManager]:
+    path = find_settings_file(config)
+    settings = load_settings(path)
+    return path, settings, get_plugin_manager(settings.plugins, search_path=path.parent)
+
+
+def _registry(path: Path, settings: Settings, pm: pluggy.PluginManager) -> BackendRegistry:
+    try:
+        return BackendRegistry.from_settings(settings.backends, backend_kinds(pm), path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mediasrv", description="Plugin-based media delivery server.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    config_help = "settings file (default: $MEDIASRV_CONFIG, else ./settings.toml)"
+
     serve_parser = commands.add_parser("serve", help="serve the configured backends over HTTP")
-    serve_parser.add_argument("--config", help="settings file (default: $MEDIASRV_CONFIG, else ./settings.toml)")
+    serve_parser.add_argument("--config", help=config_help)
     serve_parser.add_argument("--host", help="address to listen on")
     serve_parser.add_argument("--port", type=int, help="port to listen on")
     serve_parser.add_argument("--workers", type=int, help="worker processes")
     serve_parser.set_defaults(run=serve)
+
+    check_parser = commands.add_parser("check", help="validate a settings file and its plugins; exit 2 if invalid")
+    check_parser.add_argument("--config", help=config_help)
+    check_parser.set_defaults(run=check)
+
+    backends_parser = commands.add_parser(
+        "backends", help="check and list the configured backends; exit 1 if any is unhealthy"
+    )
+    backends_parser.add_argument("--config", help=config_help)
+    backends_parser.add_argument("--json", action="store_true", help="print the /admin/backends document")
+    backends_parser.set_defaults(run=backends)
+
+    plugins_parser = commands.add_parser("plugins", help="list the loaded plugins and their versions")
+    plugins_parser.add_argument("--config", help=config_help)
+    plugins_parser.add_argument("--json", action="store_true", help="print the /admin/plugins document")
+    plugins_parser.set_defaults(run=plugins)
     return parser

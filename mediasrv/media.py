@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable
 from dataclasses import replace
 from typing import TypeVar
@@ -14,10 +15,11 @@ from mediasrv.backend import StorageBackend
 from mediasrv.chunks import SlicedChunks
 from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_range, range_applies
 from mediasrv.connections import ClientConnection, find_connection
-from mediasrv.errors import MediaError, RangeNotSatisfiable, UpstreamError, UpstreamTimeout
+from mediasrv.errors import MediaError, NotModified, RangeNotSatisfiable, UpstreamError, UpstreamTimeout
 from mediasrv.keys import validate_key
 from mediasrv.limits import Slot, StreamLimiter
 from mediasrv.objects import ByteRange, Conditions, ObjectStream
+from mediasrv.observer import RequestRecord, error_kind, request_record
 from mediasrv.registry import BackendRegistry
 from mediasrv.responses import MediaResponse, close_chunks, error_response, object_headers
 
@@ -36,34 +38,48 @@ class MediaEndpoint:
 
     async def handle(self, request: Request) -> Response:
         """Answer one request; every expected failure becomes its status, decided up front."""
+        record = request_record(request.scope)
+        record.key = request.path_params["key"]
+        record.range = request.headers.get("range")
         cache_control = ""
         try:
-            backend = self.registry.get(request.path_params["backend"])
+            name = request.path_params["backend"]
+            if name in self.registry.backends:
+                record.backend = name
+            backend = self.registry.get(name)
             cache_control = backend.settings.cache_control
-            key = validate_key(request.path_params["key"])
+            key = validate_key(record.key)
             if request.method == "HEAD":
-                return await self._head(backend, key, request)
-            return await self._get(backend, key, request, find_connection(request.scope))
+                return await self._head(backend, key, request, record)
+            return await self._get(backend, key, request, record)
         except MediaError as exc:
+            if not isinstance(exc, NotModified):
+                record.error = error_kind(exc)
             return error_response(exc, cache_control)
 
-    async def _head(self, backend: StorageBackend, key: str, request: Request) -> Response:
-        info = await _guarded(backend, backend.stat(key))
+    async def _head(self, backend: StorageBackend, key: str, request: Request, record: RequestRecord) -> Response:
+        started = time.perf_counter()
+        try:
+            info = await _guarded(backend, backend.stat(key))
+        finally:
+            record.open_seconds = time.perf_counter() - started
         check_preconditions(conditions_from_headers(request.headers), info)
         return MediaResponse(200, object_headers(info, key, backend.settings.cache_control, None))
 
-    async def _get(
-        self, backend: StorageBackend, key: str, request: Request, connection: ClientConnection | None
-    ) -> Response:
-        byte_range = parse_range(request.headers.get("range"))
+    async def _get(self, backend: StorageBackend, key: str, request: Request, record: RequestRecord) -> Response:
+        connection = find_connection(request.scope)  # before opening: a client may leave meanwhile
+        byte_range = parse_range(record.range)
         conditions = conditions_from_headers(request.headers)
         slot = self.limiter.acquire()
+        started = time.perf_counter()
         try:
             stream = await self._open(backend, key, byte_range, conditions)
             stream = await self._settle(backend, key, stream, byte_range, conditions)
         except BaseException:
             slot.release()
             raise
+        finally:
+            record.open_seconds = time.perf_counter() - started
         try:
             return self._stream_response(backend, key, stream, slot, connection)
         except BaseException:

@@ -121,3 +121,36 @@ def _import_plugin(name: str, search_path: Path | None) -> ModuleType:
         return importlib.import_module(name)
     except Exception as exc:
         raise PluginError(f"plugin {name!r} (from settings 'plugins'): import failed: {exc!r}") from None
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What a loaded plugin is, for ``/admin/plugins`` and ``mediasrv plugins``."""
+
+    name: str
+    module: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+
+def plugin_infos(pm: pluggy.PluginManager, kinds: dict[str, BackendKind]) -> list[PluginInfo]:
+    """Every registered plugin, sorted by name, through pluggy's public introspection API."""
+    distributions = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    infos = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin) or repr(plugin)
+        dist = distributions.get(id(plugin))
+        hook_callers = pm.get_hookcallers(plugin) or []
+        infos.append(
+            PluginInfo(
+                name=name,
+                module=getattr(plugin, "__name__", type(plugin).__name__),
+                distribution=dist.project_name if dist is not None else None,
+                version=dist.version if dist is not None else getattr(plugin, "__version__", None),
+                hooks=tuple(sorted(caller.name for caller in hook_callers)),
+                kinds=tuple(sorted(kind for kind, info in kinds.items() if info.plugin_name == name)),
+            )
+        )
+    return sorted(infos, key=lambda info: info.name)

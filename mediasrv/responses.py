@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from mediasrv.connections import ClientConnection
 from mediasrv.errors import BackendUnavailable, MediaError, NotModified, RangeNotSatisfiable
 from mediasrv.objects import Chunks, ContentRange, ObjectInfo
+from mediasrv.observer import Outcome, RequestRecord, request_record
 
 logger = logging.getLogger("mediasrv")
 
@@ -155,7 +156,10 @@ class MediaResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            if self.chunks is None or await self._stream(send, self.connection):
+            outcome = Outcome.COMPLETE
+            if self.chunks is not None:
+                outcome = await self._stream(send, self.connection, request_record(scope))
+            if outcome == Outcome.COMPLETE:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if self.chunks is not None:
@@ -163,8 +167,16 @@ class MediaResponse(Response):
             if self.on_finish is not None:
                 self.on_finish()
 
-    async def _stream(self, send: Send, connection: ClientConnection | None) -> bool:
-        """Send every chunk; False when the response cannot be completed."""
+    async def _stream(self, send: Send, connection: ClientConnection | None, record: RequestRecord) -> str:
+        """Send every chunk; the Outcome, noted on ``record`` too."""
+        try:
+            record.outcome = await self._send_chunks(send, connection)
+        except Exception:
+            record.outcome = Outcome.SOURCE_FAILED
+            raise
+        return record.outcome
+
+    async def _send_chunks(self, send: Send, connection: ClientConnection | None) -> str:
         assert self.chunks is not None
         sent = 0
         try:
@@ -175,18 +187,20 @@ class MediaResponse(Response):
                 await self._send_chunk(send, chunk, connection)
                 if connection is not None and connection.closed:
                     logger.debug("client disconnected after %d bytes", sent)
-                    return False
+                    return Outcome.CLIENT_DISCONNECTED
             if self.content_length is not None and sent != self.content_length:
                 raise RuntimeError(f"source ended after {sent} of {self.content_length} bytes")
-            return True
+            return Outcome.COMPLETE
         except ClientStalled:
             logger.info("client accepted no bytes for %ss; connection aborted", self.send_timeout)
-            return await self._abort(connection)
+            await self._abort(connection)
+            return Outcome.CLIENT_STALLED
         except Exception as exc:
             logger.warning("stream failed after %d bytes, connection aborted: %r", sent, exc)
             if connection is None:
                 raise  # the server closes the connection; the client still sees a short body
-            return await self._abort(connection)
+            await self._abort(connection)
+            return Outcome.SOURCE_FAILED
 
     async def _send_chunk(self, send: Send, chunk: bytes, connection: ClientConnection | None) -> None:
         """Send one chunk; ClientStalled when the client takes no byte for ``send_timeout``.
@@ -210,10 +224,9 @@ class MediaResponse(Response):
                     raise ClientStalled from None
 
     @staticmethod
-    async def _abort(connection: ClientConnection | None) -> bool:
+    async def _abort(connection: ClientConnection | None) -> None:
         if connection is not None:
             connection.abort()
             # Let the loop run connection_lost before the app returns: then uvicorn knows the
             # client is gone instead of logging an ERROR for an incomplete response.
             await asyncio.sleep(0)
-        return False

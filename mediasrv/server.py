@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mediasrv.connections import ConnectionTrackingMixin
+from mediasrv.metrics import MULTIPROCESS_ENV
 from mediasrv.settings import CONFIG_ENV, Settings
 
 
@@ -20,15 +23,31 @@ class TrackingHttpToolsProtocol(ConnectionTrackingMixin, HttpToolsProtocol):
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging set-up, plus the ``mediasrv`` logger on the same handler."""
+    """uvicorn's logging set-up, plus the ``mediasrv`` logger on the same handler and the
+    JSON access log (``mediasrv.access``, replacing uvicorn's) as bare lines on stdout."""
     config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["bare"] = {"format": "%(message)s"}
+    config["handlers"]["access_lines"] = {
+        "formatter": "bare",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
     config["loggers"]["mediasrv"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config["loggers"]["mediasrv.access"] = {"handlers": ["access_lines"], "level": "INFO", "propagate": False}
     return config
 
 
 def serve(config_path: Path, settings: Settings) -> None:
     """Serve until interrupted. Each worker builds its app from ``config_path`` and the environment."""
     os.environ[CONFIG_ENV] = str(config_path)
+    with ExitStack() as stack:
+        if settings.server.workers > 1 and MULTIPROCESS_ENV not in os.environ:
+            # Set before the workers start (and import prometheus-client), so they share metrics.
+            os.environ[MULTIPROCESS_ENV] = stack.enter_context(tempfile.TemporaryDirectory(prefix="mediasrv-metrics-"))
+        _run_uvicorn(settings)
+
+
+def _run_uvicorn(settings: Settings) -> None:
     server = settings.server
     uvicorn.run(
         "mediasrv.app:app_from_environment",
@@ -42,5 +61,6 @@ def serve(config_path: Path, settings: Settings) -> None:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=server.shutdown_timeout,
+        access_log=False,  # mediasrv.observer writes its own, with backend, key and bytes
         log_config=log_config(),
     )

@@ -40,14 +40,17 @@ class ServerSettings(BaseModel):
     max_streams: int = Field(default=1000, ge=1, description="concurrent GET bodies per worker")
     send_timeout: float = Field(default=60, gt=0, description="seconds a client may accept no bytes")
     shutdown_timeout: int = Field(default=10, ge=0, description="seconds open streams get on shutdown")
+    access_log: bool = Field(default=True, description="one JSON line per request on stdout")
 
 
 class AdminSettings(BaseModel):
-    """``[admin]``: access to /admin."""
+    """``[admin]``: access to /admin, and the backend health checks behind it and /readyz."""
 
     model_config = ConfigDict(extra="forbid")
 
     token: SecretStr = SecretStr("")
+    health_timeout: float = Field(default=5, gt=0, description="seconds a backend's health check may take")
+    health_cache: float = Field(default=5, ge=0, description="seconds a health result is reused")
 
 
 class Settings(BaseSettings):

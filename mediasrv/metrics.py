@@ -1,0 +1,102 @@
+"""Prometheus metrics of the media endpoint.
+
+With ``--workers`` > 1, ``mediasrv serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before the
+workers start, so every worker writes its samples there and ``/metrics`` answered by any
+worker sums all of them (prometheus-client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+# The *_created series double what a scraper stores and tell nothing a restart doesn't.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+NAMESPACE = "mediasrv"
+
+OPEN_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def multiprocess_mode() -> bool:
+    """Whether samples go to the shared directory (set before this process imported prometheus-client)."""
+    return MULTIPROCESS_ENV in os.environ
+
+
+class Metrics:
+    """The metric families of one app. Each app has its own registry, so several apps may live
+    in one process (tests); in multiprocess mode the shared directory is the store instead."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess = multiprocess_mode()
+        self.requests = Counter(
+            "requests",
+            "Media requests answered, by backend, method and status.",
+            ["backend", "method", "status"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.bytes_sent = Counter(
+            "sent_bytes",
+            "Body bytes of media responses handed to the server, by backend.",
+            ["backend"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.streams_in_flight = Gauge(
+            "streams_in_flight",
+            "Media bodies being streamed now, by backend.",
+            ["backend"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.open_latency = Histogram(
+            "upstream_open_seconds",
+            "Time for a backend to open an object (or stat it, for HEAD), by backend.",
+            ["backend"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+            buckets=OPEN_LATENCY_BUCKETS,
+        )
+        self.client_disconnects = Counter(
+            "client_disconnects",
+            "Media streams whose client left before the end, by backend.",
+            ["backend"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "errors",
+            "Media requests that failed, by backend and kind (the error's name, or a mid-stream failure).",
+            ["backend", "kind"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric (of every worker, in multiprocess mode)."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def worker_exiting(self) -> None:
+        """Drop this worker's live gauges from the shared directory."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
