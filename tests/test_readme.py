@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import httpx
 
 from conftest import PROJECT_DIR, start_server
+from mediasrv.redaction import MASK
+from mediasrv.settings import AdminSettings, ServerSettings
 from mediasrv_http import HttpSettings
 from mediasrv_s3 import S3Settings
 
@@ -46,3 +49,24 @@ def test_readme_http_example_is_valid_and_shows_every_setting() -> None:
     table = tomllib.loads(code_block("toml", 'kind = "http"'))["backends"]["cdn"]
     assert HttpSettings.model_validate(table).base_url == "https://static.example.com/media/"
     assert set(table) == set(HttpSettings.model_fields)
+
+
+def test_readme_configuration_and_settings_toml_show_every_server_and_admin_key() -> None:
+    for text in (code_block("toml", "[server]"), (PROJECT_DIR / "settings.toml").read_text()):
+        document = tomllib.loads(text)
+        assert set(document["server"]) == set(ServerSettings.model_fields)
+        assert set(document["admin"]) == set(AdminSettings.model_fields)
+        ServerSettings.model_validate(document["server"])
+        AdminSettings.model_validate(document["admin"])
+
+
+def test_readme_admin_backends_example_has_the_served_shape() -> None:
+    backends = json.loads(code_block("json", '"backends"'))["backends"]
+    assert [backend["kind"] for backend in backends] == ["local", "s3", "http"]
+    for backend in backends:
+        assert set(backend) == {"name", "kind", "plugin", "health", "settings"}
+        assert set(backend["plugin"]) == {"module", "version"}
+        assert set(backend["health"]) == {"ok", "checked_at", "latency_ms", "error"}
+    assert set(backends[1]["settings"]) == set(S3Settings.model_fields)
+    assert set(backends[2]["settings"]) == set(HttpSettings.model_fields)
+    assert backends[1]["settings"]["secret_access_key"] == MASK

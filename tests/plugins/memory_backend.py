@@ -56,6 +56,8 @@ class MemorySettings(BackendSettings):
     open_delay: float = 0.0  # seconds open() takes
     fail_start: bool = False  # start() raises
     healthy: bool = True
+    hang_health: bool = False  # health() never returns
+    health_raises: bool = False  # health() raises a library error carrying a secret
 
 
 class MemoryBackend(StorageBackend):
@@ -96,6 +98,10 @@ class MemoryBackend(StorageBackend):
         return ObjectStream(info, chunks, content_range)
 
     async def health(self) -> Health:
+        if self.settings.hang_health:
+            await asyncio.Event().wait()
+        if self.settings.health_raises:
+            raise RuntimeError("secret-token-in-a-health-error")
         return Health(ok=self.settings.healthy, error=None if self.settings.healthy else "configured unhealthy")
 
     def _raise_configured_error(self, key: str) -> None:
