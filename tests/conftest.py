@@ -233,3 +233,13 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A moto server of this test's own, with a bucket "media", to stop or kill."""
+    moto = MotoServer(free_port(), str(tmp_path_factory.mktemp("own-moto") / "moto.log"))
+    moto.start()
+    moto.client().create_bucket(Bucket="media")
+    yield moto
+    moto.stop()

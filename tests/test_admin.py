@@ -380,19 +380,10 @@ def test_readyz_is_200_when_every_backend_is_healthy(tokenless: Server) -> None:
     assert response.json() == {"status": "ready", "backends": ["disk"]}
 
 
-@pytest.fixture
-def own_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    moto = MotoServer(free_port(), str(tmp_path_factory.mktemp("readyz-moto") / "moto.log"))
-    moto.start()
-    moto.client().create_bucket(Bucket="readyz")
-    yield moto
-    moto.stop()
-
-
 def test_readyz_flips_to_503_when_s3_stops_and_back_when_it_returns(
     own_moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    settings = "[admin]\nhealth_cache = 0.5\n" + own_moto.backend_settings("store", "readyz")
+    settings = "[admin]\nhealth_cache = 0.5\n" + own_moto.backend_settings("store", "media")
     server = start_server(tmp_path_factory.mktemp("readyz"), settings)
     try:
         assert httpx.get(server.url + "/readyz", timeout=20).status_code == 200
@@ -400,7 +391,7 @@ def test_readyz_flips_to_503_when_s3_stops_and_back_when_it_returns(
         assert wait_until(lambda: httpx.get(server.url + "/readyz", timeout=20).status_code == 503, timeout=20)
         assert httpx.get(server.url + "/readyz", timeout=20).json()["failing"] == ["store"]
         own_moto.start()
-        own_moto.client().create_bucket(Bucket="readyz")
+        own_moto.client().create_bucket(Bucket="media")
         assert wait_until(lambda: httpx.get(server.url + "/readyz", timeout=20).status_code == 200, timeout=20)
     finally:
         server.stop()

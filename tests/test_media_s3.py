@@ -336,16 +336,6 @@ def test_aborted_downloads_return_their_connections(server: Server, moto: MotoSe
     assert sha256(response.content) == sha256(BIG)
 
 
-@pytest.fixture
-def own_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """A moto server of this test's own, to stop or kill."""
-    moto = MotoServer(free_port(), str(tmp_path_factory.mktemp("own-moto") / "moto.log"))
-    moto.start()
-    moto.client().create_bucket(Bucket="media")
-    yield moto
-    moto.stop()
-
-
 def test_stopped_s3_server_is_502_then_served_again(
     own_moto: MotoServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
