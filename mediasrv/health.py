@@ -59,7 +59,7 @@ class HealthMonitor:
 
     def _round_done(self, task: asyncio.Task[dict[str, HealthReport]]) -> None:
         self._round = None
-        if not task.cancelled():
+        if not task.cancelled() and task.exception() is None:
             self._reports = task.result()
             self._checked_at = time.monotonic()
 
