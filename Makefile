@@ -19,7 +19,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check mediasrv plugins tests
+	$(BIN)/ruff check mediasrv plugins tests examples
 	$(BIN)/mypy
 
 clean:

@@ -56,6 +56,11 @@ class ChunkReader:
         """Free the resource."""
         raise NotImplementedError
 
+    @property
+    def released(self) -> bool:
+        """Whether ``release`` has run (or is running)."""
+        return self._released
+
     def __aiter__(self) -> ChunkReader:
         return self
 

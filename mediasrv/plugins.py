@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,6 +16,11 @@ import pluggy
 
 from mediasrv import hookspecs
 from mediasrv.backend import BackendSettings, StorageBackend
+
+TRACE_ENV = "MEDIASRV_TRACE_PLUGINS"
+"""Set to 1 to log every plugin registration and hook call to the ``mediasrv`` logger."""
+
+logger = logging.getLogger("mediasrv")
 
 
 class PluginError(Exception):
@@ -35,6 +42,8 @@ def get_plugin_manager(modules: Iterable[str] = (), search_path: Path | None = N
     ``search_path`` (the settings file's folder) on ``sys.path``.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
+    if os.environ.get(TRACE_ENV, "") not in ("", "0"):
+        enable_tracing(pm)
     pm.add_hookspecs(hookspecs)
     _load_entry_points(pm)
     for name in modules:
@@ -48,10 +57,23 @@ def get_plugin_manager(modules: Iterable[str] = (), search_path: Path | None = N
     return pm
 
 
+def enable_tracing(pm: pluggy.PluginManager) -> None:
+    """Log each plugin registration and hook call of ``pm`` to the ``mediasrv`` logger (INFO)."""
+    pm.trace.root.setwriter(_log_trace)
+    pm.enable_tracing()
+
+
+def _log_trace(message: str) -> None:
+    for line in message.rstrip("\n").splitlines():
+        logger.info("plugin trace: %s", line)
+
+
 def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
     """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind."""
     kinds: dict[str, BackendKind] = {}
-    # Each implementation is called on its own so that an error names its plugin.
+    hooktrace = pm.trace.root.get("hook")
+    # Each implementation is called on its own so that an error names its plugin (and so
+    # pluggy's hook-call tracing does not see it: it is traced here).
     for impl in pm.hook.mediasrv_register_backends.get_hookimpls():
         if impl.hookwrapper or impl.wrapper:
             continue
@@ -64,7 +86,9 @@ def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
                     f"plugin {plugin_name!r}: backend kind {kind!r} is already registered by plugin {other!r}"
                 )
             kinds[kind] = BackendKind(backend_class, plugin_name)
+            hooktrace(f"  registered kind {kind!r}: {backend_class.__module__}.{backend_class.__qualname__}")
 
+        hooktrace(f"mediasrv_register_backends of plugin {impl.plugin_name!r}")
         try:
             impl.function(**{argname: register for argname in impl.argnames})
         except PluginError:
@@ -92,7 +116,9 @@ def _check_backend_class(backend_class: object, plugin_name: str) -> str:
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     # Import each entry point first so a failure names its plugin; pluggy then registers
     # them (from the import cache) and records their distributions for introspection.
-    for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+    entry_points = importlib.metadata.entry_points(group=hookspecs.PROJECT)
+    _check_unique_names(entry_points)
+    for entry_point in entry_points:
         try:
             entry_point.load()
         except Exception as exc:
@@ -101,9 +127,28 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         pm.load_setuptools_entrypoints(hookspecs.PROJECT)
     except (ValueError, pluggy.PluginValidationError) as exc:
         raise PluginError(f"entry points of group {hookspecs.PROJECT!r}: {_one_line(exc)}") from None
+    registertrace = pm.trace.root.get("register")
+    for plugin, dist in pm.list_plugin_distinfo():
+        module = getattr(plugin, "__name__", repr(plugin))
+        registertrace(f"plugin {pm.get_name(plugin)!r}: {module} from {dist.project_name} {dist.version}")
+
+
+def _check_unique_names(entry_points: importlib.metadata.EntryPoints) -> None:
+    """Two distributions declaring one entry point name: pluggy would load the first it finds
+    and silently skip the other."""
+    seen: dict[str, str] = {}
+    for entry_point in entry_points:
+        if seen.get(entry_point.name, entry_point.value) != entry_point.value:
+            first = seen[entry_point.name]
+            raise PluginError(
+                f"plugin {entry_point.name!r}: entry point name declared twice, for {first!r} and"
+                f" {entry_point.value!r}; one of the two distributions must rename it"
+            )
+        seen[entry_point.name] = entry_point.value
 
 
 def _register(pm: pluggy.PluginManager, module: ModuleType, name: str) -> None:
+    pm.trace.root.get("register")(f"plugin {name!r}: {getattr(module, '__file__', None) or name}")
     try:
         pm.register(module, name=name)
     except (ValueError, pluggy.PluginValidationError) as exc:

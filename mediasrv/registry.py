@@ -80,8 +80,13 @@ def _build_backend(name: str, table: dict[str, Any], kinds: dict[str, BackendKin
     except ValidationError as exc:
         detail = describe_validation_error(exc, prefix=f"backends.{name}")
         raise ConfigError(f"{detail} (plugin {backend_kind.plugin_name!r})") from None
+    except Exception as exc:  # a validator that raised something pydantic does not wrap
+        raise _rejected(name, backend_kind, exc) from None
     try:
         return backend_class(name, settings)
     except Exception as exc:
-        plugin = backend_kind.plugin_name
-        raise ConfigError(f"backends.{name}: plugin {plugin!r} rejected its settings: {exc!r}") from None
+        raise _rejected(name, backend_kind, exc) from None
+
+
+def _rejected(name: str, backend_kind: BackendKind, exc: Exception) -> ConfigError:
+    return ConfigError(f"backends.{name}: plugin {backend_kind.plugin_name!r} rejected its settings: {exc!r}")

@@ -1,4 +1,5 @@
-"""Meta-tests: every hook is documented, in its docstring and in the README, and exercised."""
+"""Meta-tests: every hook is documented, in its docstring, the README and the plugin guide,
+and exercised by a test plugin and by the example plugin."""
 
 from __future__ import annotations
 
@@ -29,6 +30,17 @@ def test_hook_has_a_docstring_describing_each_parameter(hook: str) -> None:
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_is_documented_in_the_readme(hook: str) -> None:
     assert hook in (PROJECT_DIR / "README.md").read_text()
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_is_documented_in_the_guide(hook: str) -> None:
+    assert f"**`{hook}(" in (PROJECT_DIR / "docs" / "writing-a-backend.md").read_text()
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_is_implemented_by_the_example_plugin(hook: str) -> None:
+    sources = [path.read_text() for path in (PROJECT_DIR / "examples").glob("*/*/*.py")]
+    assert any(f"def {hook}(" in source for source in sources)
 
 
 @pytest.mark.parametrize("hook", HOOKS)

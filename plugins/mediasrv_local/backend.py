@@ -19,6 +19,7 @@ from mediasrv import (
     ConfigPath,
     ContentRange,
     Health,
+    InvalidKey,
     NotFound,
     ObjectInfo,
     ObjectStream,
@@ -108,6 +109,8 @@ class LocalBackend(StorageBackend):
 
     def _resolve(self, key: str) -> str:
         """The real path of ``key``, which must lie inside the root."""
+        if "\x00" in key:  # the core refuses it already; os calls would raise ValueError
+            raise InvalidKey("NUL in key")
         if any(segment.startswith(".") for segment in key.split("/")):
             raise NotFound()
         path = os.path.realpath(os.path.join(self.root, key))
