@@ -69,9 +69,20 @@ def catalogue(tmp_path: Path, site: Path) -> Iterator[Server]:
 
 
 def assert_plugin_loaded(server: Server, backend: str, kind: str, distribution: str) -> None:
-    """``backend`` of ``kind`` is served by the installed ``distribution`` (an entry point).
-
-    Read from the server's log: the trace of the plugin's registration and the backend's start."""
+    """``backend`` of ``kind`` is served by the installed ``distribution`` (an entry point):
+    in /admin/plugins and /admin/backends, and in the log's plugin trace and start line."""
+    plugins = httpx.get(f"{server.url}/admin/plugins", timeout=10).json()["plugins"]
+    assert {
+        "name": kind,
+        "module": "mediasrv_zip",
+        "distribution": distribution,
+        "version": "0.1.0",
+        "hooks": ["mediasrv_register_backends"],
+        "kinds": [kind],
+    } in plugins, plugins
+    listing = httpx.get(f"{server.url}/admin/backends/{backend}", timeout=10).json()
+    assert listing["plugin"] == {"module": "mediasrv_zip", "version": "0.1.0"}
+    assert listing["health"]["ok"] is True
     log = server.log()
     assert f"from {distribution} " in log, log  # plugin trace: plugin 'zip': mediasrv_zip from mediasrv-zip 0.1.0
     assert f"registered kind {kind!r}" in log, log

@@ -42,6 +42,8 @@ def test_guide_excerpt_is_the_example_code(path: str, code: str) -> None:
         *(name for name in mediasrv.__all__ if name not in ("Chunks", "parse_http_date", "ContentRange")),
         *testing.__all__,
         "MEDIASRV_TRACE_PLUGINS",
+        "/admin/plugins",
+        "mediasrv backends",
         'extra="forbid"',
         "released",
     ],
