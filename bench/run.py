@@ -234,6 +234,8 @@ def memory_section(server: Process, plan: Plan) -> Section:
 
 
 def _size(size: int) -> str:
+    if size >= 1024 * MIB:
+        return f"{size // (1024 * MIB)} GiB"
     return f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
 
 
