@@ -1,16 +1,22 @@
-# make serve | make test — each creates or refreshes the virtualenv first.
+# make serve | make test | make bench — each creates or refreshes the virtualenv first.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: serve test lint clean
+.PHONY: serve test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# The benchmarks need the bench extras (matplotlib) too; make test stays without them.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
 
 serve: $(STAMP)
 	$(BIN)/mediasrv serve
@@ -19,8 +25,12 @@ test: lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check mediasrv plugins tests examples
+	$(BIN)/ruff check mediasrv plugins tests examples bench
 	$(BIN)/mypy
+
+bench: $(BENCH_STAMP)
+	sh bench/install-tools.sh
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

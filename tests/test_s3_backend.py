@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from aiobotocore.httpchecksum import AioStreamingChecksumBody
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError
 from pydantic import ValidationError
 
@@ -26,6 +27,7 @@ from mediasrv import (
     UpstreamTimeout,
 )
 from mediasrv_s3 import S3Backend, S3Settings
+from mediasrv_s3.backend import S3Chunks
 from mediasrv_s3.errors import translate
 from s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, MotoServer
 
@@ -108,6 +110,17 @@ async def test_chunks_are_large_not_the_1_kib_default(backend: S3Backend) -> Non
     sizes = [len(chunk) async for chunk in stream.chunks]
     assert sum(sizes) == SIZE
     assert SIZE / len(sizes) >= 64 * 1024
+
+
+@pytest.mark.asyncio
+async def test_whole_object_bodies_are_not_checksummed_as_they_stream(backend: S3Backend) -> None:
+    # The object has a CRC32 (boto3 sends one on upload); checking it would only cost CPU.
+    stream = await backend.open("data.bin", None, Conditions())
+    try:
+        assert isinstance(stream.chunks, S3Chunks)
+        assert not isinstance(stream.chunks.body, AioStreamingChecksumBody)
+    finally:
+        await stream.chunks.aclose()
 
 
 @pytest.mark.asyncio

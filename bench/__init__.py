@@ -1,0 +1,1 @@
+"""mediasrv's benchmark suite: ``make bench`` runs ``python -m bench.run``."""

@@ -1,0 +1,166 @@
+"""The servers a benchmark compares, each in its own process on a free 127.0.0.1 port:
+moto's S3 server, an aiohttp upstream, mediasrv, the comparison apps under uvicorn, nginx."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+# MotoServer lives beside the tests, which use it first; the benchmarks start the same server.
+sys.path.insert(0, str(PROJECT_DIR / "tests"))
+from s3_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoServer  # noqa: E402
+
+START_TIMEOUT = 30.0
+# The same uvicorn settings mediasrv runs with (mediasrv.server): httptools, uvloop, one
+# worker, no proxy headers; uvicorn's access log stays on, as it is in mediasrv.
+UVICORN_FLAGS = ("--http", "httptools", "--loop", "uvloop", "--no-proxy-headers", "--workers", "1")
+
+__all__ = ["ACCESS_KEY_ID", "REGION", "SECRET_ACCESS_KEY", "MotoServer", "Process", "free_port"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def bench_environment(**extra: str) -> dict[str, str]:
+    """This environment without mediasrv or AWS settings and with no way to reach AWS."""
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith(("MEDIASRV_", "AWS_"))}
+    return {
+        **inherited,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+        "AWS_CONFIG_FILE": "/nonexistent/config",
+        **extra,
+    }
+
+
+@dataclass
+class Process:
+    """A server under test: its process, port and log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def wait_listening(self, timeout: float = START_TIMEOUT) -> None:
+        """Return once the port accepts connections; fail if the process dies first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not listen within {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None) -> Process:
+    """Start ``argv`` (which listens on the port in ``{port}``) with its output in a log file."""
+    port = free_port()
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [part.replace("{port}", str(port)) for part in argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env or bench_environment(),
+            cwd=PROJECT_DIR,
+        )
+    return Process(name, process, port, log_path)
+
+
+def spawn_mediasrv(name: str, workdir: Path, backends: str) -> Process:
+    """``mediasrv serve`` with a settings file holding ``backends`` (TOML tables)."""
+    config = workdir / f"{name}.toml"
+    config.write_text(f'[server]\nhost = "127.0.0.1"\n\n{backends}')
+    argv = [sys.executable, "-m", "mediasrv", "serve", "--config", str(config), "--port", "{port}"]
+    return spawn(name, argv, workdir)
+
+
+def spawn_uvicorn(name: str, app: str, workdir: Path, env: dict[str, str]) -> Process:
+    """``uvicorn bench.apps:APP`` with mediasrv's uvicorn settings."""
+    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "{port}", *UVICORN_FLAGS]
+    return spawn(name, argv, workdir, bench_environment(**env))
+
+
+def spawn_upstream(workdir: Path, root: Path) -> Process:
+    """An aiohttp static file server for ``root`` (the HTTP backend's upstream)."""
+    app = "bench.apps:upstream_app"
+    argv = [sys.executable, "-m", "aiohttp.web", "-H", "127.0.0.1", "-P", "{port}", app, str(root)]
+    return spawn("upstream", argv, workdir)
+
+
+NGINX_CONF = """\
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {workdir}/nginx-access.log;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    client_body_temp_path {workdir}/nginx-body;
+    proxy_temp_path {workdir}/nginx-proxy;
+    fastcgi_temp_path {workdir}/nginx-fastcgi;
+    uwsgi_temp_path {workdir}/nginx-uwsgi;
+    scgi_temp_path {workdir}/nginx-scgi;
+    types {{ image/jpeg jpg; application/octet-stream bin; }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    """nginx's path (often in /usr/sbin, outside a user's PATH), or None when not installed."""
+    return shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"]))
+
+
+def spawn_nginx(workdir: Path, root: Path) -> Process | None:
+    """nginx in the foreground (one worker, sendfile) serving ``root``; None without nginx."""
+    binary = nginx_binary()
+    if binary is None:
+        return None
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workdir=workdir, port=port, root=root))
+    log_path = workdir / "nginx.log"
+    argv = [binary, "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "nginx-error.log"), "-g", "daemon off;"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    return Process("nginx", process, port, log_path)
