@@ -13,6 +13,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediasrv import __version__
+from mediasrv.accesslog import AccessLog
 from mediasrv.admin import admin_app
 from mediasrv.health import HealthMonitor
 from mediasrv.inventory import Inventory
@@ -55,6 +56,7 @@ def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
     inventory = Inventory(registry, kinds, plugin_infos(pm, kinds), monitor)
     metrics = Metrics()
+    access_log = AccessLog() if settings.server.access_log else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +66,8 @@ def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -
         finally:
             await registry.stop()
             metrics.worker_exiting()
+            if access_log is not None:
+                access_log.flush()
 
     app = FastAPI(
         title="mediasrv", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
@@ -73,7 +77,7 @@ def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -
     app.router.routes.extend(probe_routes(monitor, metrics))
     app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value()))
     app.add_middleware(NoSniffMiddleware)
-    app.add_middleware(RequestObserver, metrics=metrics, access_log=settings.server.access_log)
+    app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log)
     return app
 
 

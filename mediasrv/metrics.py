@@ -8,6 +8,7 @@ worker sums all of them (prometheus-client's multiprocess mode).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -88,6 +89,15 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._backends: dict[str, BackendMetrics] = {}
+
+    def of(self, backend: str) -> BackendMetrics:
+        """The metrics of one backend ("" for a name that matches none)."""
+        metrics = self._backends.get(backend)
+        if metrics is None:
+            metrics = self._backends[backend] = BackendMetrics(self, backend)
+        return metrics
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric (of every worker, in multiprocess mode)."""
         if not self.multiprocess:
@@ -100,3 +110,28 @@ class Metrics:
         """Drop this worker's live gauges from the shared directory."""
         if self.multiprocess:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+class BackendMetrics:
+    """One backend's labelled series, looked up once: ``labels()`` costs more than the update."""
+
+    def __init__(self, metrics: Metrics, backend: str) -> None:
+        self._metrics = metrics
+        self.backend = backend
+        self.bytes_sent = metrics.bytes_sent.labels(backend)
+        self.streams_in_flight = metrics.streams_in_flight.labels(backend)
+        self.open_latency = metrics.open_latency.labels(backend)
+        self.client_disconnects = metrics.client_disconnects.labels(backend)
+        self._requests: dict[tuple[str, int], Any] = {}
+
+    def requests(self, method: str, status: int) -> Any:
+        """The request counter of one method and status."""
+        counter = self._requests.get((method, status))
+        if counter is None:
+            counter = self._metrics.requests.labels(self.backend, method, str(status))
+            self._requests[(method, status)] = counter
+        return counter
+
+    def error(self, kind: str) -> Any:
+        """The error counter of one kind (errors are rare: looked up each time)."""
+        return self._metrics.errors.labels(self.backend, kind)

@@ -3,19 +3,15 @@ media endpoint notes on a RequestRecord what only it knows (backend, key, error,
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mediasrv.accesslog import AccessLog
 from mediasrv.metrics import Metrics
-
-access_logger = logging.getLogger("mediasrv.access")
 
 RECORD_SCOPE_KEY = "mediasrv.record"
 MEDIA_PATH_PREFIX = "/media/"
@@ -56,7 +52,7 @@ def error_kind(exc: BaseException) -> str:
 class RequestObserver:
     """Writes one JSON access-log line per request and updates the metrics."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog | None) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
@@ -80,7 +76,7 @@ class RequestObserver:
                 status = message["status"]
                 if record.backend is not None and status in (200, 206) and scope["method"] == "GET":
                     streaming_backend = record.backend
-                    self.metrics.streams_in_flight.labels(streaming_backend).inc()
+                    self.metrics.of(streaming_backend).streams_in_flight.inc()
             await send(message)
 
         try:
@@ -90,35 +86,33 @@ class RequestObserver:
             raise
         finally:
             if streaming_backend is not None:
-                self.metrics.streams_in_flight.labels(streaming_backend).dec()
+                self.metrics.of(streaming_backend).streams_in_flight.dec()
             duration = time.perf_counter() - started
             if scope["path"].startswith(MEDIA_PATH_PREFIX):
                 self._count(scope["method"], record, status, sent)
-            if self.access_log:
-                access_logger.info(_log_line(scope, record, status, sent, duration))
+            if self.access_log is not None:
+                self.access_log.write(_log_fields(scope, record, status, sent, duration))
 
     def _count(self, method: str, record: RequestRecord, status: int, sent: int) -> None:
-        backend = record.backend or ""
-        metrics = self.metrics
-        metrics.requests.labels(backend, method, str(status)).inc()
+        metrics = self.metrics.of(record.backend or "")
+        metrics.requests(method, status).inc()
         if sent:
-            metrics.bytes_sent.labels(backend).inc(sent)
+            metrics.bytes_sent.inc(sent)
         if record.open_seconds is not None:
-            metrics.open_latency.labels(backend).observe(record.open_seconds)
+            metrics.open_latency.observe(record.open_seconds)
         if record.error is not None:
-            metrics.errors.labels(backend, record.error).inc()
+            metrics.error(record.error).inc()
         if record.outcome == Outcome.CLIENT_DISCONNECTED:
-            metrics.client_disconnects.labels(backend).inc()
+            metrics.client_disconnects.inc()
         elif record.outcome != Outcome.COMPLETE:
-            metrics.errors.labels(backend, record.outcome).inc()
+            metrics.error(record.outcome).inc()
 
 
-def _log_line(scope: Scope, record: RequestRecord, status: int, sent: int, duration: float) -> str:
-    """The access-log line: JSON, so keys with any character stay one parseable line. The query
-    string and headers are left out: they may carry tokens."""
+def _log_fields(scope: Scope, record: RequestRecord, status: int, sent: int, duration: float) -> dict[str, Any]:
+    """The access-log line's fields. The query string and headers are left out: they may
+    carry tokens."""
     client = scope.get("client")
-    line: dict[str, Any] = {
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    fields: dict[str, Any] = {
         "client": client[0] if client else None,
         "method": scope["method"],
         "path": scope["path"],
@@ -127,7 +121,7 @@ def _log_line(scope: Scope, record: RequestRecord, status: int, sent: int, durat
         "duration_ms": round(duration * 1000, 2),
     }
     if record.backend is not None or record.key is not None:
-        line.update(backend=record.backend, key=record.key, range=record.range, outcome=record.outcome)
+        fields.update(backend=record.backend, key=record.key, range=record.range, outcome=record.outcome)
     if record.error is not None:
-        line["error"] = record.error
-    return json.dumps(line)  # ASCII: a key's lone surrogates can't break the log stream
+        fields["error"] = record.error
+    return fields

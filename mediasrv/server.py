@@ -23,17 +23,9 @@ class TrackingHttpToolsProtocol(ConnectionTrackingMixin, HttpToolsProtocol):
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging set-up, plus the ``mediasrv`` logger on the same handler and the
-    JSON access log (``mediasrv.access``, replacing uvicorn's) as bare lines on stdout."""
+    """uvicorn's logging set-up, plus the ``mediasrv`` logger on the same handler (stderr)."""
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["bare"] = {"format": "%(message)s"}
-    config["handlers"]["access_lines"] = {
-        "formatter": "bare",
-        "class": "logging.StreamHandler",
-        "stream": "ext://sys.stdout",
-    }
     config["loggers"]["mediasrv"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    config["loggers"]["mediasrv.access"] = {"handlers": ["access_lines"], "level": "INFO", "propagate": False}
     return config
 
 
@@ -61,6 +53,6 @@ def _run_uvicorn(settings: Settings) -> None:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=server.shutdown_timeout,
-        access_log=False,  # mediasrv.observer writes its own, with backend, key and bytes
+        access_log=False,  # mediasrv.accesslog writes its own, with backend, key and bytes
         log_config=log_config(),
     )

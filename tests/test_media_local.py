@@ -39,6 +39,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "escape.txt").symlink_to(outside / "passwords.txt")
     (root / "escape-dir").symlink_to(outside)
     (root / "inside-link.jpg").symlink_to(root / "nested" / "deeper" / "photo.jpg")
+    (root / "inside-dir").symlink_to(root / "nested")
     return root
 
 
@@ -130,7 +131,12 @@ def test_images_are_not_sandboxed(server: Server) -> None:
 
 
 def test_symlink_inside_the_root_is_served(server: Server) -> None:
-    assert get(server, "/media/local/inside-link.jpg").status_code == 200
+    photo = get(server, "/media/local/nested/deeper/photo.jpg").content
+    assert get(server, "/media/local/inside-link.jpg").content == photo
+    assert get(server, "/media/local/inside-dir/deeper/photo.jpg").content == photo
+    assert httpx.head(server.url + "/media/local/inside-dir/deeper/photo.jpg").headers["content-length"] == str(
+        len(photo)
+    )
 
 
 def test_two_backends_of_one_kind_serve_their_own_roots(server: Server) -> None:

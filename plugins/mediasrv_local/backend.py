@@ -29,6 +29,9 @@ from mediasrv import (
     range_applies,
 )
 
+_FILE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
 _pread = aiofiles.os.wrap(os.pread)
 _close = aiofiles.os.wrap(os.close)
 
@@ -107,38 +110,61 @@ class LocalBackend(StorageBackend):
             info, content_range, fd if remaining else None, first_chunk, offset + len(first_chunk), remaining
         )
 
-    def _resolve(self, key: str) -> str:
-        """The real path of ``key``, which must lie inside the root."""
+    def _open_fd(self, key: str) -> int:
+        """A read-only descriptor of the regular file ``key`` names inside the root.
+
+        O_NONBLOCK so that opening a FIFO cannot hang the worker thread.
+        """
         if "\x00" in key:  # the core refuses it already; os calls would raise ValueError
             raise InvalidKey("NUL in key")
         if any(segment.startswith(".") for segment in key.split("/")):
             raise NotFound()
-        path = os.path.realpath(os.path.join(self.root, key))
-        if not path.startswith(self.root + os.sep):
-            raise NotFound()  # Don't let a symlink take a request outside the root.
-        return path
-
-    def _open_fd(self, key: str) -> int:
-        """O_NONBLOCK so that opening a FIFO cannot hang the worker thread."""
-        path = self._resolve(key)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = self._open_beneath(key)
         except OSError as exc:
-            raise self._error(exc) from None
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise self._error(exc) from None
+            fd = self._open_resolved(key)  # a symlink on the way: it must stay inside the root
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise NotFound()
         return fd
 
-    def _stat_sync(self, key: str) -> os.stat_result:
-        path = self._resolve(key)
+    def _open_beneath(self, key: str) -> int:
+        """Open ``key`` one segment at a time from the root, following no symlink (ELOOP or
+        ENOTDIR where there is one): confined without a realpath, which costs more than the
+        read of a small file."""
+        *folders, name = key.split("/")
+        if not folders:
+            return os.open(os.path.join(self.root, name), _FILE_FLAGS)
+        folder_fd = os.open(self.root, _FOLDER_FLAGS)
         try:
-            result = os.stat(path)
+            for folder in folders:
+                parent_fd, folder_fd = folder_fd, -1
+                try:
+                    folder_fd = os.open(folder, _FOLDER_FLAGS | os.O_NOFOLLOW, dir_fd=parent_fd)
+                finally:
+                    os.close(parent_fd)
+            return os.open(name, _FILE_FLAGS, dir_fd=folder_fd)
+        finally:
+            if folder_fd != -1:
+                os.close(folder_fd)
+
+    def _open_resolved(self, key: str) -> int:
+        path = os.path.realpath(os.path.join(self.root, key))
+        if not path.startswith(self.root + os.sep):
+            raise NotFound()  # Don't let a symlink take a request outside the root.
+        try:
+            return os.open(path, _FILE_FLAGS & ~os.O_NOFOLLOW)
         except OSError as exc:
             raise self._error(exc) from None
-        if not stat.S_ISREG(result.st_mode):
-            raise NotFound()
-        return result
+
+    def _stat_sync(self, key: str) -> os.stat_result:
+        fd = self._open_fd(key)
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
 
     def _error(self, exc: OSError) -> Exception:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.ELOOP):
