@@ -138,11 +138,14 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int]) -> Iterato
 
 
 def mediasrv_backends(moto: MotoServer, data: Path, upstream_port: int) -> str:
-    """The three built-in backends over the same objects: ``disk``, ``s3`` and ``web``."""
+    """The three built-in backends over the same objects: ``disk``, ``s3`` and ``web``; and
+    ``s3http``, the HTTP backend reading the bucket's public objects from moto, which shows
+    the cost of the proxy hop without botocore's."""
     return (
         f'[backends.disk]\nkind = "local"\nroot = "{data}"\n\n'
         + moto.backend_settings("s3", BUCKET)
         + f'\n[backends.web]\nkind = "http"\nbase_url = "http://127.0.0.1:{upstream_port}/"\n'
+        + f'\n[backends.s3http]\nkind = "http"\nbase_url = "{moto.endpoint_url}/{BUCKET}/"\n'
     )
 
 
@@ -251,6 +254,7 @@ def measure_all(servers: Servers, plan: Plan) -> list[Section]:
             {
                 "direct GET from moto": f"{direct_s3}/medium.bin",
                 "mediasrv s3": media.url("/media/s3/medium.bin"),
+                "mediasrv http backend on moto": media.url("/media/s3http/medium.bin"),
                 "naive async (client per request)": servers.naive.url("/s3/medium.bin"),
                 "sync boto3 StreamingResponse": servers.sync.url("/s3/medium.bin"),
             },
@@ -262,6 +266,7 @@ def measure_all(servers: Servers, plan: Plan) -> list[Section]:
             {
                 "direct GET from moto": f"{direct_s3}/large.bin",
                 "mediasrv s3": media.url("/media/s3/large.bin"),
+                "mediasrv http backend on moto": media.url("/media/s3http/large.bin"),
                 "naive async (client per request)": None,
                 "sync boto3 StreamingResponse": None,
             },
