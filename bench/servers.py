@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # MotoServer lives beside the tests, which use it first; the benchmarks start the same server.
 sys.path.insert(0, str(PROJECT_DIR / "tests"))
-from s3_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoServer  # noqa: E402
+from s3_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoServer, terminate  # noqa: E402
 
 START_TIMEOUT = 30.0
 # The same uvicorn settings mediasrv runs with (mediasrv.server): httptools, uvloop, one
@@ -77,13 +76,7 @@ class Process:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 def spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None) -> Process:

@@ -7,7 +7,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -21,7 +20,7 @@ import httpx
 import psutil
 import pytest
 
-from s3_server import MotoServer
+from s3_server import MotoServer, terminate
 
 TESTS_DIR = Path(__file__).parent
 PROJECT_DIR = TESTS_DIR.parent
@@ -113,14 +112,7 @@ class Server:
             connection.close()
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return terminate(self.process, timeout)
 
 
 def get(server: Server, path: str, **headers: str) -> httpx.Response:
