@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import pluggy
 from fastapi import FastAPI
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,16 +13,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mediasrv import __version__
 from mediasrv.accesslog import AccessLog
 from mediasrv.admin import admin_app
+from mediasrv.configuration import Configuration, load_configuration
 from mediasrv.health import HealthMonitor
-from mediasrv.inventory import Inventory
 from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
 from mediasrv.metrics import Metrics
 from mediasrv.observer import RequestObserver
-from mediasrv.plugins import backend_kinds, get_plugin_manager, plugin_infos
 from mediasrv.probes import probe_routes
-from mediasrv.registry import BackendRegistry
-from mediasrv.settings import CONFIG_ENV, ConfigError, Settings, find_settings_file, load_settings
+from mediasrv.settings import CONFIG_ENV
 
 MEDIA_PREFIX = "/media"
 
@@ -45,16 +41,12 @@ class MediaKeyConvertor(Convertor[str]):
 register_url_convertor("mediakey", MediaKeyConvertor())
 
 
-def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -> FastAPI:
-    """The app serving ``settings``' backends with the kinds registered in ``pm``.
-
-    Raises ConfigError or PluginError for a bad backend table, before anything is served.
-    """
-    kinds = backend_kinds(pm)
-    registry = BackendRegistry.from_settings(settings.backends, kinds, config_dir)
+def create_app(configuration: Configuration) -> FastAPI:
+    """The app serving the configured backends."""
+    settings, registry = configuration.settings, configuration.registry
     media = MediaEndpoint(registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout)
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
-    inventory = Inventory(registry, kinds, plugin_infos(pm, kinds), monitor)
+    inventory = configuration.inventory(monitor)
     metrics = Metrics()
     access_log = AccessLog() if settings.server.access_log else None
 
@@ -82,14 +74,11 @@ def create_app(settings: Settings, pm: pluggy.PluginManager, config_dir: Path) -
 
 
 def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:
-    """The app for a settings file (``config``, else ``$MEDIASRV_CONFIG``, else ./settings.toml)."""
-    path = find_settings_file(config)
-    settings = load_settings(path)
-    pm = get_plugin_manager(settings.plugins, search_path=path.parent)
-    try:
-        return create_app(settings, pm, path.parent)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    """The app for a settings file (``config``, else ``$MEDIASRV_CONFIG``, else ./settings.toml).
+
+    Raises ConfigError or PluginError, with one line naming the file or plugin, before anything is served.
+    """
+    return create_app(load_configuration(config))
 
 
 def app_from_environment() -> FastAPI:

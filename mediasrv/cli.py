@@ -8,17 +8,14 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import pluggy
-
 from mediasrv.app import build_app
+from mediasrv.configuration import Configuration, load_configuration, load_plugins
 from mediasrv.health import HealthMonitor
-from mediasrv.inventory import Inventory, plugin_document
+from mediasrv.inventory import plugin_document
 from mediasrv.plugins import PluginError, backend_kinds, get_plugin_manager, plugin_infos
-from mediasrv.registry import BackendRegistry
-from mediasrv.settings import CONFIG_ENV, ConfigError, Settings, find_settings_file, load_settings
+from mediasrv.settings import CONFIG_ENV, ConfigError, find_settings_file
 
 EXIT_UNHEALTHY = 1
 EXIT_CONFIG_ERROR = 2
@@ -58,18 +55,16 @@ def serve(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     """``mediasrv check``: validate the settings file, its plugins and every backend table."""
-    path, settings, pm = _load(args.config)
-    registry = _registry(path, settings, pm)
-    names = ", ".join(f"{name} ({backend.kind})" for name, backend in registry.backends.items()) or "none"
-    print(f"{path}: OK; backends: {names}")
+    configuration = load_configuration(args.config)
+    backends = configuration.registry.backends
+    names = ", ".join(f"{name} ({backend.kind})" for name, backend in backends.items()) or "none"
+    print(f"{configuration.path}: OK; backends: {names}")
     return 0
 
 
 def backends(args: argparse.Namespace) -> int:
     """``mediasrv backends``: start each backend, check its health, print them; 1 if any is unhealthy."""
-    path, settings, pm = _load(args.config)
-    registry = _registry(path, settings, pm)
-    listing = asyncio.run(_check_backends(registry, settings, pm))
+    listing = asyncio.run(_check_backends(load_configuration(args.config)))
     if args.json:
         print(json.dumps({"backends": listing}, indent=2))
     else:
@@ -81,7 +76,7 @@ def plugins(args: argparse.Namespace) -> int:
     """``mediasrv plugins``: the installed plugins, plus the settings file's when there is one."""
     explicit = args.config or os.environ.get(CONFIG_ENV)
     if explicit or find_settings_file().is_file():
-        _, _, pm = _load(args.config)
+        _, _, pm = load_plugins(args.config)
     else:
         pm = get_plugin_manager()
     infos = plugin_infos(pm, backend_kinds(pm))
@@ -121,29 +116,14 @@ def _backends_table(listing: list[dict[str, Any]]) -> str:
     return format_table(["NAME", "KIND", "PLUGIN", "HEALTH", "LATENCY", "ERROR"], rows)
 
 
-async def _check_backends(
-    registry: BackendRegistry, settings: Settings, pm: pluggy.PluginManager
-) -> list[dict[str, Any]]:
-    kinds = backend_kinds(pm)
-    monitor = HealthMonitor(registry, settings.admin.health_timeout, max_age=0)
+async def _check_backends(configuration: Configuration) -> list[dict[str, Any]]:
+    registry = configuration.registry
+    monitor = HealthMonitor(registry, configuration.settings.admin.health_timeout, max_age=0)
     await registry.start()
     try:
-        return await Inventory(registry, kinds, plugin_infos(pm, kinds), monitor).backends()
+        return await configuration.inventory(monitor).backends()
     finally:
         await registry.stop()
-
-
-def _load(config: str | None) -> tuple[Path, Settings, pluggy.PluginManager]:
-    path = find_settings_file(config)
-    settings = load_settings(path)
-    return path, settings, get_plugin_manager(settings.plugins, search_path=path.parent)
-
-
-def _registry(path: Path, settings: Settings, pm: pluggy.PluginManager) -> BackendRegistry:
-    try:
-        return BackendRegistry.from_settings(settings.backends, backend_kinds(pm), path.parent)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _parser() -> argparse.ArgumentParser:

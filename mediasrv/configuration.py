@@ -1,0 +1,52 @@
+"""A settings file loaded and checked: settings, plugins, backend kinds and backend instances.
+
+The one path from a file to configured backends, for the server and the operator commands.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pluggy
+
+from mediasrv.health import HealthMonitor
+from mediasrv.inventory import Inventory
+from mediasrv.plugins import BackendKind, backend_kinds, get_plugin_manager, plugin_infos
+from mediasrv.registry import BackendRegistry
+from mediasrv.settings import ConfigError, Settings, find_settings_file, load_settings
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What ``load_configuration`` read; the backends are built, not started."""
+
+    path: Path
+    settings: Settings
+    pm: pluggy.PluginManager
+    kinds: dict[str, BackendKind]
+    registry: BackendRegistry
+
+    def inventory(self, monitor: HealthMonitor) -> Inventory:
+        """The admin listing of these backends and plugins, with ``monitor``'s health."""
+        return Inventory(self.registry, self.kinds, plugin_infos(self.pm, self.kinds), monitor)
+
+
+def load_plugins(config: str | os.PathLike[str] | None) -> tuple[Path, Settings, pluggy.PluginManager]:
+    """The settings file (``config``, else ``$MEDIASRV_CONFIG``, else ./settings.toml), its
+    settings and the plugin manager with its plugins; ConfigError or PluginError if invalid."""
+    path = find_settings_file(config)
+    settings = load_settings(path)
+    return path, settings, get_plugin_manager(settings.plugins, search_path=path.parent)
+
+
+def load_configuration(config: str | os.PathLike[str] | None) -> Configuration:
+    """``load_plugins``, then every backend table checked and built; a ConfigError names the file."""
+    path, settings, pm = load_plugins(config)
+    kinds = backend_kinds(pm)
+    try:
+        registry = BackendRegistry.from_settings(settings.backends, kinds, path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return Configuration(path, settings, pm, kinds, registry)
