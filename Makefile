@@ -22,6 +22,7 @@ serve: $(STAMP)
 	$(BIN)/mediasrv serve
 
 test: lint
+	sh tests/install-components.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

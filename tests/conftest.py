@@ -20,6 +20,7 @@ import httpx
 import psutil
 import pytest
 
+from components import chromium_binary, nginx_binary  # noqa: F401  (fixtures)
 from s3_server import MotoServer, terminate
 
 TESTS_DIR = Path(__file__).parent
