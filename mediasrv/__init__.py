@@ -12,12 +12,14 @@ from mediasrv.errors import (
     BackendUnavailable,
     Forbidden,
     InvalidKey,
+    InvalidTransform,
     MediaError,
     NotFound,
     NotModified,
     PreconditionFailed,
     RangeNotSatisfiable,
     SignatureRejected,
+    UnprocessableImage,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -25,10 +27,18 @@ from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import ByteRange, Chunks, Conditions, ContentRange, Health, ObjectInfo, ObjectStream
 from mediasrv.signing import Signer, Verdict, sign_url
+from mediasrv.transforms import Choice, Integer, Number, Operation, flag
 
 __version__ = importlib.metadata.version("mediasrv")
 
 __all__ = [
+    "Choice",
+    "Integer",
+    "InvalidTransform",
+    "Number",
+    "Operation",
+    "UnprocessableImage",
+    "flag",
     "BackendSettings",
     "BackendUnavailable",
     "ByteRange",
