@@ -98,6 +98,8 @@ class Signer:
         (an absolute expiry), and giving ``expires`` as well is a ValueError.
         """
         parts = urlsplit(url_or_path)
+        if not parts.path.startswith("/") and not (parts.netloc and not parts.path):
+            raise ValueError(f"sign a URL or a path starting with '/', not {url_or_path!r}")
         query = [(name, value) for name, value in parse_query(parts.query) if name != SIGNATURE_PARAMETER]
         if expires is not None:
             if any(name == EXPIRY_PARAMETER for name, _ in query):
@@ -127,7 +129,8 @@ class Signer:
     def require(self, request: Request) -> None:
         """Raise SignatureRejected unless ``request``'s URL is validly signed and unexpired."""
         raw_path = request.scope.get("raw_path")
-        path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.scope["path"]
+        # raw_path is optional in ASGI; without it, re-encode the decoded path.
+        path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else quote(request.scope["path"], safe="/")
         verdict = self.verify(path, request.query_params.multi_items())
         if verdict is not Verdict.VALID:
             raise SignatureRejected(_REJECTION_KINDS[verdict])

@@ -204,7 +204,8 @@ def test_signed_url_percent_encoded_key_with_spaces_and_unicode(server: Server) 
     status, _, body = fetch(server, signed)
     assert status == 200 and body.decode() == SPACED_BODY
     # Another spelling of the same path and query (lower-case hex, "+" for the query's space).
-    respelled = signed.replace("%C3%A9", "%c3%a9").replace("ça%20va", "ça+va").replace("%C3%A7", "%c3%a7")
+    respelled = signed.replace("%C3%A9", "%c3%a9").replace("caption=%C3%A7a%20va", "caption=%c3%a7a+va")
+    assert respelled.count("%c3") == 2
     status, _, body = fetch(server, respelled)
     assert status == 200 and body.decode() == SPACED_BODY
     # A "+" in a path is a plus, not a space: that is another key and another signature.
@@ -364,6 +365,14 @@ def test_signed_url_unknown_access_refused_at_start_up(tmp_path: Path) -> None:
     result = mediasrv("check", "--config", str(path), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"mediasrv: {path}: backends.private.access: Input should be 'public' or 'signed'")
+
+
+def test_signed_url_keys_in_the_environment_must_be_json(tmp_path: Path) -> None:
+    path = write_settings(tmp_path, "")
+    result = mediasrv("check", "--config", str(path), cwd=tmp_path, env={"MEDIASRV_SIGNING__KEYS": f"{NEW_KEY},x"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f'mediasrv: {path}: error parsing value for field "signing"')
+    assert NEW_KEY not in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_signed_url_keys_from_the_environment(tmp_path: Path) -> None:
