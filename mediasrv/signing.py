@@ -4,12 +4,13 @@ A signed URL carries ``sig`` (by convention its last query parameter) and option
 (Unix seconds; expired means now > exp). ``sig`` is
 ``base64url_nopad(HMAC-SHA256(key, canonical))`` where ``canonical`` is
 
-    encode_path(percent_decode(path)) + "?" + "&".join(sorted(
-        encode(name) + "=" + encode(value) for every query parameter except sig))
+    encode_path(percent_decode(path)) + "?" + "&".join(
+        name + "=" + value for name, value in sorted(
+            (encode(name), encode(value)) for every query parameter except sig))
 
 ``encode`` percent-encodes every UTF-8 byte except ``A-Z a-z 0-9 - . _ ~`` as ``%XX`` (upper
 case hex), ``encode_path`` the same but keeps ``/``. Query names and values are taken decoded
-(``+`` is a space), and sorted as the encoded ASCII strings, by name then value. The README
+(``+`` is a space); the pairs sort by encoded name, then encoded value (ASCII). The README
 spells out the rule with a worked example; everything here must keep to it, because other
 languages sign URLs that this module verifies.
 """
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 SIGNATURE_PARAMETER = "sig"
 EXPIRY_PARAMETER = "exp"
-RESERVED_PARAMETERS = frozenset({SIGNATURE_PARAMETER, EXPIRY_PARAMETER})
+RESERVED_PARAMETERS = frozenset({SIGNATURE_PARAMETER, EXPIRY_PARAMETER})  # no other feature reads these
 MIN_KEY_BYTES = 32
 
 Query = Sequence[tuple[str, str]]
