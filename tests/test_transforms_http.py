@@ -59,16 +59,7 @@ class Site:
         return float(match.group(1)) if match else 0.0
 
 
-SOURCES = {
-    "photo.jpg": lambda: images.jpeg(800, 600),
-    "rotated.jpg": lambda: images.jpeg(800, 600, orientation=6),
-    "alpha.png": images.png_with_alpha,
-    "anim.gif": images.animated_gif,
-    "bomb.png": images.pixel_bomb_png,
-    "truncated.jpg": images.truncated_jpeg,
-    "notes.jpg": lambda: images.NOT_AN_IMAGE,
-    "large.jpg": lambda: images.jpeg(1400, 1000, quality=100),  # over MAX_SOURCE_BYTES
-}
+SOURCES = {**images.SAMPLES, "large.jpg": lambda: images.jpeg(1400, 1000, quality=100)}  # over MAX_SOURCE_BYTES
 
 
 def settings_text(root: Path, moto: MotoServer, files: str, ignorer: str) -> str:
