@@ -120,3 +120,13 @@ async def test_stop_refuses_new_calls() -> None:
     submit: Callable[[], object] = render_helpers.worker_pid
     with pytest.raises(RenderUnavailable):
         await pool.submit(submit)
+
+
+async def test_an_idle_worker_that_died_is_replaced_before_a_call_reaches_it() -> None:
+    async with running(processes=1) as pool:
+        assert await pool.submit(render_helpers.echo, "up") == "up"
+        (pid,) = pool.pids
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        assert await pool.submit(render_helpers.echo, "again") == "again"
+        assert pool.pids != [pid]
