@@ -182,6 +182,26 @@ def test_range_applies_to_the_rendered_bytes(site: Site, backend: str) -> None:
     assert beyond.headers["content-range"] == f"bytes */{len(whole.content)}"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("key", "size", "bands"),
+    [
+        ("cmyk.jpg", (80, 60), 3),
+        ("png16.png", (80, 60), 4),
+        ("palette.png", (80, 60), 4),
+        ("alpha.png", (80, 60), 4),
+        ("anim.gif", (80, 60), 4),
+        ("rotated.jpg", (80, 107), 3),
+    ],
+)
+def test_every_kind_of_source_renders(site: Site, backend: str, key: str, size: tuple[int, int], bands: int) -> None:
+    response = site.get(f"/media/{backend}/{key}?width=80&format=webp")
+    assert response.status_code == 200, response.text
+    decoded = decode(response.content)
+    assert (decoded.format, (decoded.width, decoded.height)) == ("webp", size)
+    assert decoded.bands == bands or (key == "anim.gif" and decoded.bands == 3)
+
+
 def test_validators_come_from_the_source(site: Site) -> None:
     original = site.get("/media/local/photo.jpg", signed=False)
     rendered = site.get("/media/local/photo.jpg?width=50")
