@@ -7,7 +7,7 @@ import importlib.metadata
 
 from mediasrv.backend import BackendSettings, ConfigPath, StorageBackend
 from mediasrv.chunks import ChunkReader
-from mediasrv.conditional import check_preconditions, parse_http_date, range_applies
+from mediasrv.conditional import check_preconditions, parse_range, range_applies
 from mediasrv.errors import (
     BackendUnavailable,
     InvalidKey,
@@ -19,6 +19,7 @@ from mediasrv.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from mediasrv.grammar import format_http_date, parse_http_date
 from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import ByteRange, Chunks, Conditions, ContentRange, Health, ObjectInfo, ObjectStream
@@ -49,7 +50,9 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeout",
     "check_preconditions",
+    "format_http_date",
     "parse_http_date",
+    "parse_range",
     "hookimpl",
     "range_applies",
 ]
