@@ -7,8 +7,6 @@ import logging
 import mimetypes
 import re
 from collections.abc import Callable
-from datetime import UTC
-from email.utils import format_datetime
 from typing import Any
 
 import anyio
@@ -17,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from mediasrv.connections import ClientConnection
 from mediasrv.errors import BackendUnavailable, MediaError, NotModified, RangeNotSatisfiable
+from mediasrv.grammar import format_http_date
 from mediasrv.objects import Chunks, ContentRange, ObjectInfo
 from mediasrv.observer import Outcome, RequestRecord, request_record
 
@@ -69,10 +68,11 @@ def validator_headers(info: ObjectInfo, cache_control: str) -> Headers:
     headers: Headers = []
     if info.etag:
         headers.append((b"etag", header_bytes(info.etag)))
-    if info.last_modified is not None:
-        # Any aware datetime will do: botocore's carry dateutil's tzutc, not datetime.UTC.
-        last_modified = info.last_modified.astimezone(UTC)
-        headers.append((b"last-modified", format_datetime(last_modified, usegmt=True).encode()))
+    # Any aware datetime will do (botocore's carry dateutil's tzutc); one no HTTP date can
+    # express (a source's "31 Dec 9999 23:59:59 PST") is left out, as a garbled one would be.
+    last_modified = format_http_date(info.last_modified) if info.last_modified is not None else None
+    if last_modified is not None:
+        headers.append((b"last-modified", last_modified.encode()))
     cache_control = cache_control or info.cache_control or ""
     if cache_control:
         headers.append((b"cache-control", header_bytes(cache_control)))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC
-from email.utils import format_datetime
 
 import aiohttp
 from aiohttp import ClientResponse
@@ -34,6 +32,7 @@ from mediasrv import (
     StorageBackend,
     UpstreamError,
     UpstreamTimeout,
+    format_http_date,
     parse_http_date,
 )
 from mediasrv_http.urls import build_url, is_under, parse_base_url, same_origin
@@ -440,8 +439,9 @@ def _condition_headers(conditions: Conditions) -> dict[str, str]:
         ("If-Modified-Since", conditions.if_modified_since),
         ("If-Unmodified-Since", conditions.if_unmodified_since),
     ):
-        if moment is not None:
-            headers[name] = format_datetime(moment.astimezone(UTC), usegmt=True)
+        date = format_http_date(moment) if moment is not None else None
+        if date is not None:
+            headers[name] = date
     return headers
 
 
