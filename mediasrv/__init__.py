@@ -7,7 +7,7 @@ import importlib.metadata
 
 from mediasrv.backend import BackendSettings, ConfigPath, StorageBackend
 from mediasrv.chunks import ChunkReader
-from mediasrv.conditional import check_preconditions, parse_range, range_applies
+from mediasrv.conditional import check_preconditions, range_applies
 from mediasrv.errors import (
     BackendUnavailable,
     InvalidKey,
@@ -22,7 +22,8 @@ from mediasrv.errors import (
 from mediasrv.grammar import format_http_date, parse_http_date
 from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
-from mediasrv.objects import ByteRange, Chunks, Conditions, ContentRange, Health, ObjectInfo, ObjectStream
+from mediasrv.objects import Chunks, Conditions, Health, ObjectInfo, ObjectStream
+from mediasrv.ranges import ByteRange, ContentRange, parse_range, parse_unsatisfied_range, serves
 
 __version__ = importlib.metadata.version("mediasrv")
 
@@ -53,6 +54,8 @@ __all__ = [
     "format_http_date",
     "parse_http_date",
     "parse_range",
+    "parse_unsatisfied_range",
+    "serves",
     "hookimpl",
     "range_applies",
 ]

@@ -8,7 +8,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from mediasrv.objects import ByteRange, Conditions, Health, ObjectInfo, ObjectStream
+from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
+from mediasrv.ranges import ByteRange
 
 
 def _resolve_config_path(path: Path, info: ValidationInfo) -> Path:

@@ -1,5 +1,5 @@
-"""HTTP conditional requests and byte ranges (RFC 9110 §13 and §14), read from request headers
-and evaluated against an object's metadata."""
+"""HTTP conditional requests (RFC 9110 §13), read from request headers and evaluated against
+an object's metadata."""
 
 from __future__ import annotations
 
@@ -8,51 +8,7 @@ from datetime import datetime
 
 from mediasrv.errors import NotModified, PreconditionFailed
 from mediasrv.grammar import ENTITY_TAG, parse_entity_tags, parse_http_date, split_entity_tag
-from mediasrv.objects import ByteRange, Conditions, ObjectInfo
-
-_MAX_DIGITS = 19  # no object is 10**19 bytes long; and int() of a huge string is slow
-_BEYOND_ANY_OBJECT = 10**_MAX_DIGITS
-
-
-def parse_range(value: str | None) -> ByteRange | None:
-    """The single byte range a ``Range`` header asks for, or None to serve the whole object.
-
-    A missing, malformed, non-bytes or multi-range header gives None: RFC 9110 lets a server
-    ignore Range, and mediasrv answers multiple ranges with the full object, as S3 does.
-    Parsed with string methods, in time linear in the header's length.
-    """
-    if not value or not value.isascii():
-        return None
-    # Tabs as spaces, then nothing but printable ASCII: the default strip(), much faster
-    # than strip(" \t"), then removes exactly the blanks the grammar allows.
-    value = value.replace("\t", " ")
-    if not value.isprintable():
-        return None
-    unit, equals, spec = value.partition("=")
-    if not equals or unit.rstrip().lower() != "bytes":
-        return None
-    first_text, dash, last_text = spec.strip().partition("-")
-    first_text, last_text = first_text.rstrip(), last_text.lstrip()
-    if not dash or not _digits_or_empty(first_text) or not _digits_or_empty(last_text):
-        return None
-    first, last = _position(first_text), _position(last_text)
-    if first is None:
-        return ByteRange(suffix=last) if last is not None else None
-    if last is not None and last < first:
-        return None
-    return ByteRange(first, last)
-
-
-def _digits_or_empty(text: str) -> bool:
-    """Digits only, or nothing (the text is ASCII already: no "１" or "²")."""
-    return not text or text.isdigit()
-
-
-def _position(digits: str | None) -> int | None:
-    """A range position; an absurdly long one still means 'past the end of anything'."""
-    if not digits:
-        return None
-    return int(digits) if len(digits) <= _MAX_DIGITS else _BEYOND_ANY_OBJECT
+from mediasrv.objects import Conditions, ObjectInfo
 
 
 def conditions_from_headers(headers: Mapping[str, str]) -> Conditions:

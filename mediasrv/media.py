@@ -13,13 +13,14 @@ from starlette.responses import Response
 
 from mediasrv.backend import StorageBackend
 from mediasrv.chunks import SlicedChunks
-from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_range, range_applies
+from mediasrv.conditional import check_preconditions, conditions_from_headers, range_applies
 from mediasrv.connections import ClientConnection, find_connection
 from mediasrv.errors import MediaError, NotModified, RangeNotSatisfiable, UpstreamError, UpstreamTimeout
 from mediasrv.keys import validate_key
 from mediasrv.limits import Slot, StreamLimiter
-from mediasrv.objects import ByteRange, Conditions, ObjectStream
+from mediasrv.objects import Conditions, ObjectStream
 from mediasrv.observer import RequestRecord, error_kind, request_record
+from mediasrv.ranges import ByteRange, parse_range
 from mediasrv.registry import BackendRegistry
 from mediasrv.responses import MediaResponse, close_chunks, error_response, object_headers
 

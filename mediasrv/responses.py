@@ -16,8 +16,9 @@ from starlette.types import Receive, Scope, Send
 from mediasrv.connections import ClientConnection
 from mediasrv.errors import BackendUnavailable, MediaError, NotModified, RangeNotSatisfiable
 from mediasrv.grammar import format_http_date
-from mediasrv.objects import Chunks, ContentRange, ObjectInfo
+from mediasrv.objects import Chunks, ObjectInfo
 from mediasrv.observer import Outcome, RequestRecord, request_record
+from mediasrv.ranges import ContentRange
 
 logger = logging.getLogger("mediasrv")
 

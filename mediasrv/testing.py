@@ -36,7 +36,8 @@ import pytest
 from mediasrv.backend import StorageBackend
 from mediasrv.chunks import ChunkReader
 from mediasrv.errors import InvalidKey, NotFound, NotModified, PreconditionFailed, RangeNotSatisfiable
-from mediasrv.objects import ByteRange, Chunks, Conditions, ObjectInfo, ObjectStream
+from mediasrv.objects import Chunks, Conditions, ObjectInfo, ObjectStream
+from mediasrv.ranges import ByteRange
 
 __all__ = ["BackendConformance", "SampleObject", "started"]
 

@@ -9,10 +9,10 @@ from pydantic import ValidationError
 from yarl import URL
 
 from conftest import start_server
-from mediasrv import ByteRange, ContentRange, InvalidKey
+from mediasrv import InvalidKey
 from mediasrv.settings import describe_validation_error
 from mediasrv_http import HttpBackend, HttpSettings
-from mediasrv_http.backend import _entity_tag, _serves
+from mediasrv_http.backend import _entity_tag
 from mediasrv_http.urls import build_url, check_segment, is_under, parse_base_url
 
 BASE = parse_base_url("https://cdn.example.com:8443/static/v1")
@@ -154,24 +154,6 @@ def test_redirect_targets_must_stay_under_the_base(location: str, under: bool) -
 
 
 # --- responses ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("asked", "served", "ok"),
-    [
-        (ByteRange(0, 99), ContentRange(0, 99, 1000), True),
-        (ByteRange(0, 99), ContentRange(0, 49, 1000), True),  # a server may send less
-        (ByteRange(0, 99), ContentRange(1, 99, 1000), False),
-        (ByteRange(0, 99), ContentRange(0, 100, 1000), False),
-        (ByteRange(10), ContentRange(10, 999, 1000), True),
-        (ByteRange(10), ContentRange(0, 999, 1000), False),
-        (ByteRange(suffix=10), ContentRange(990, 999, 1000), True),
-        (ByteRange(suffix=10), ContentRange(980, 999, 1000), False),
-        (ByteRange(suffix=10), ContentRange(0, 9, 1000), False),
-    ],
-)
-def test_a_206_must_serve_the_range_asked(asked: ByteRange, served: ContentRange, ok: bool) -> None:
-    assert _serves(asked, served) is ok
 
 
 @pytest.mark.parametrize(

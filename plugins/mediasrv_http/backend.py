@@ -34,6 +34,8 @@ from mediasrv import (
     UpstreamTimeout,
     format_http_date,
     parse_http_date,
+    parse_unsatisfied_range,
+    serves,
 )
 from mediasrv_http.urls import build_url, is_under, parse_base_url, same_origin
 
@@ -48,7 +50,6 @@ GONE_STATUSES = frozenset({404, 410})
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-_UNSATISFIED_RANGE = re.compile(r"bytes[ \t]+\*/(\d{1,19})", re.ASCII | re.IGNORECASE)
 _ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e\x80-\xff]*"')
 _BARE_ENTITY_TAG = re.compile(r"[\x21\x23-\x7e\x80-\xff]+")
 
@@ -291,8 +292,7 @@ class HttpBackend(StorageBackend):
         if status == 412 and conditions.if_unmodified_since is not None:
             raise PreconditionFailed("If-Unmodified-Since failed")
         if status == 416 and byte_range is not None:
-            match = _UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-            raise RangeNotSatisfiable(int(match.group(1)) if match else None)
+            raise RangeNotSatisfiable(parse_unsatisfied_range(response.headers.get("Content-Range")))
         raise self._status_error(response)
 
     def _chunks(self, response: ClientResponse, slot: Slot) -> UpstreamChunks:
@@ -307,7 +307,7 @@ class HttpBackend(StorageBackend):
         length = response.content_length
         if length is not None and length != content_range.length:
             raise UpstreamError(f"backend {self.name!r}: upstream's Content-Length and Content-Range disagree")
-        if not _serves(byte_range, content_range):
+        if not serves(byte_range, content_range):
             raise UpstreamError(f"backend {self.name!r}: upstream sent another range than the one asked")
         return content_range
 
@@ -414,15 +414,6 @@ def _describe_failure(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientResponseError):
         return "invalid response from upstream"
     return "upstream request failed"
-
-
-def _serves(asked: ByteRange, served: ContentRange) -> bool:
-    """Whether ``served`` is (a prefix of) what ``asked`` selects; a server may send less."""
-    if asked.suffix is not None:
-        return served.size is None or (served.last == served.size - 1 and served.length <= asked.suffix)
-    if served.first != asked.first:
-        return False
-    return asked.last is None or served.last <= asked.last
 
 
 def _condition_headers(conditions: Conditions) -> dict[str, str]:
