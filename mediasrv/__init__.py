@@ -19,7 +19,16 @@ from mediasrv.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from mediasrv.grammar import format_http_date, parse_http_date
+from mediasrv.grammar import (
+    entity_tag,
+    format_http_date,
+    has_control_character,
+    is_header_safe,
+    is_strong_entity_tag,
+    is_token,
+    parse_http_date,
+    starts_with_scheme,
+)
 from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import Chunks, Conditions, Health, ObjectInfo, ObjectStream
@@ -51,7 +60,13 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeout",
     "check_preconditions",
+    "entity_tag",
     "format_http_date",
+    "has_control_character",
+    "is_header_safe",
+    "is_strong_entity_tag",
+    "is_token",
+    "starts_with_scheme",
     "parse_http_date",
     "parse_range",
     "parse_unsatisfied_range",

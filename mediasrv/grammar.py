@@ -1,5 +1,5 @@
-"""The pieces of HTTP grammar (RFC 9110) that mediasrv reads or writes, each defined once:
-HTTP dates and entity tags.
+"""The pieces of HTTP and URL grammar that mediasrv reads or writes, each defined once:
+HTTP dates, entity tags, tokens, header-safe text, control characters and URL schemes.
 
 Every parser here runs in time linear in its input: request headers reach it unchecked,
 up to the server's head-size limit, and it runs on the event loop.
@@ -13,6 +13,11 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e\x80-\xff]*"')
 """``entity-tag`` exactly (§8.8.3): optionally ``W/``, then an opaque tag in double quotes."""
+_BARE_ENTITY_TAG = re.compile(r"[\x21\x23-\x7e\x80-\xff]+")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_UNSAFE_HEADER_CHARACTER = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 # One member of an entity-tag list, matched at a position (never searched for), with
 # possessive repeats that never backtrack. The quoted part is lenient (any character but a
@@ -79,3 +84,48 @@ def split_entity_tag(etag: str) -> tuple[bool, str]:
     if etag.startswith("W/"):
         return True, etag[2:]
     return False, etag
+
+
+def entity_tag(value: str | None) -> str | None:
+    """A source's ETag in header form: a valid one as it is, a bare (unquoted) one quoted,
+    a garbled one None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if ENTITY_TAG.fullmatch(value):
+        return value
+    if _BARE_ENTITY_TAG.fullmatch(value):
+        return f'"{value}"'
+    return None
+
+
+def is_strong_entity_tag(value: str) -> bool:
+    """Whether ``value`` is exactly one strong entity tag (not a list, not ``W/``)."""
+    return not value.startswith("W/") and ENTITY_TAG.fullmatch(value) is not None
+
+
+def is_token(value: str) -> bool:
+    """Whether ``value`` is an HTTP ``token`` (§5.6.2), as a header name must be."""
+    return _TOKEN.fullmatch(value) is not None
+
+
+def is_header_safe(value: str) -> bool:
+    """Whether a header value can carry ``value`` as it is: no CR, LF, NUL or other control
+    but tab, nothing beyond Latin-1."""
+    return _UNSAFE_HEADER_CHARACTER.search(value) is None
+
+
+def header_safe(value: str) -> str:
+    """``value`` with every character a header cannot carry replaced by "?", so text from a
+    source cannot inject headers."""
+    return _UNSAFE_HEADER_CHARACTER.sub("?", value)
+
+
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` holds a C0 or C1 control character (NUL, CR, LF, DEL, ...)."""
+    return _CONTROL_CHARACTER.search(text) is not None
+
+
+def starts_with_scheme(text: str) -> bool:
+    """Whether ``text`` begins like an absolute URL's ``scheme:`` (RFC 3986 §3.1)."""
+    return _URL_SCHEME.match(text) is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from mediasrv.connections import ClientConnection
 from mediasrv.errors import BackendUnavailable, MediaError, NotModified, RangeNotSatisfiable
-from mediasrv.grammar import format_http_date
+from mediasrv.grammar import format_http_date, header_safe
 from mediasrv.objects import Chunks, ObjectInfo
 from mediasrv.observer import Outcome, RequestRecord, request_record
 from mediasrv.ranges import ContentRange
@@ -26,8 +25,6 @@ Headers = list[tuple[bytes, bytes]]
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 ACTIVE_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"})
-
-_UNSAFE_HEADER_CHARACTERS = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 
 # Python's built-in table only, so a guess does not depend on the host's /etc/mime.types.
 _mime_types = mimetypes.MimeTypes()
@@ -49,7 +46,7 @@ class ClientStalled(Exception):
 def header_bytes(value: str) -> bytes:
     """A header value from a backend's metadata, as bytes: characters a header cannot carry
     (CR, LF, NUL and other controls, non-Latin-1) become "?", so metadata cannot inject headers."""
-    return _UNSAFE_HEADER_CHARACTERS.sub("?", value).encode("latin-1")
+    return header_safe(value).encode("latin-1")
 
 
 def guess_content_type(key: str) -> str:

@@ -12,7 +12,6 @@ from conftest import start_server
 from mediasrv import InvalidKey
 from mediasrv.settings import describe_validation_error
 from mediasrv_http import HttpBackend, HttpSettings
-from mediasrv_http.backend import _entity_tag
 from mediasrv_http.urls import build_url, check_segment, is_under, parse_base_url
 
 BASE = parse_base_url("https://cdn.example.com:8443/static/v1")
@@ -154,23 +153,6 @@ def test_redirect_targets_must_stay_under_the_base(location: str, under: bool) -
 
 
 # --- responses ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("header", "etag"),
-    [
-        ('"abc"', '"abc"'),
-        ('W/"abc"', 'W/"abc"'),
-        ("abc-123", '"abc-123"'),
-        (' "abc" ', '"abc"'),
-        ('"a"b"', None),
-        ("a b", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_upstream_etags_are_kept_quoted_or_dropped(header: str | None, etag: str | None) -> None:
-    assert _entity_tag(header) == etag
 
 
 # --- settings -----------------------------------------------------------------------------------

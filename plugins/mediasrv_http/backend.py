@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 
 import aiohttp
@@ -32,10 +31,14 @@ from mediasrv import (
     StorageBackend,
     UpstreamError,
     UpstreamTimeout,
+    entity_tag,
     format_http_date,
+    is_header_safe,
+    is_token,
     parse_http_date,
     parse_unsatisfied_range,
     serves,
+    starts_with_scheme,
 )
 from mediasrv_http.urls import build_url, is_under, parse_base_url, same_origin
 
@@ -48,10 +51,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DENIED_STATUSES = frozenset({401, 403, 407, 429})  # our credentials or quota, not the client's fault
 GONE_STATUSES = frozenset({404, 410})
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-_ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e\x80-\xff]*"')
-_BARE_ENTITY_TAG = re.compile(r"[\x21\x23-\x7e\x80-\xff]+")
 
 # Headers mediasrv sets on each upstream request itself; a configured one would fight them.
 RESERVED_HEADERS = frozenset(
@@ -94,11 +93,11 @@ class HttpSettings(BackendSettings):
     @classmethod
     def _check_headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
         for name, value in headers.items():
-            if not _TOKEN.fullmatch(name):
+            if not is_token(name):
                 raise ValueError(f"header name {name!r} is not a valid HTTP token")
             if name.lower() in RESERVED_HEADERS:
                 raise ValueError(f"header {name!r} is set by mediasrv itself and cannot be configured")
-            if not _HEADER_VALUE.fullmatch(value.get_secret_value()):
+            if not is_header_safe(value.get_secret_value()):
                 # The value is a secret: never quote it.
                 raise ValueError(f"the value of header {name!r} contains a control character")
         return headers
@@ -106,9 +105,9 @@ class HttpSettings(BackendSettings):
     @field_validator("health_path")
     @classmethod
     def _check_health_path(cls, value: str) -> str:
-        if value.startswith("//") or "\\" in value or "#" in value or not _HEADER_VALUE.fullmatch(value):
+        if value.startswith("//") or "\\" in value or "#" in value or not is_header_safe(value):
             raise ValueError("must be a path, relative to base_url or starting with '/'")
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", value):
+        if starts_with_scheme(value):
             raise ValueError("must be a path, not a URL (the host is base_url's)")
         return value
 
@@ -319,7 +318,7 @@ class HttpBackend(StorageBackend):
         return ObjectInfo(
             size=size,
             content_type=headers.get("Content-Type") or None,
-            etag=_entity_tag(headers.get("ETag")),
+            etag=entity_tag(headers.get("ETag")),
             last_modified=parse_http_date(headers.get("Last-Modified")),
             content_encoding=encoding if encoding and encoding.lower() != "identity" else None,
             cache_control=headers.get("Cache-Control") or None,
@@ -424,7 +423,7 @@ def _condition_headers(conditions: Conditions) -> dict[str, str]:
         ("If-None-Match", conditions.if_none_match),
         ("If-Range", conditions.if_range),
     ):
-        if raw is not None and _HEADER_VALUE.fullmatch(raw):
+        if raw is not None and is_header_safe(raw):
             headers[name] = raw
     for name, moment in (
         ("If-Modified-Since", conditions.if_modified_since),
@@ -434,18 +433,6 @@ def _condition_headers(conditions: Conditions) -> dict[str, str]:
         if date is not None:
             headers[name] = date
     return headers
-
-
-def _entity_tag(value: str | None) -> str | None:
-    """The upstream's ETag in header form; a bare (unquoted) one is quoted, a garbled one dropped."""
-    if value is None:
-        return None
-    value = value.strip()
-    if _ENTITY_TAG.fullmatch(value):
-        return value
-    if _BARE_ENTITY_TAG.fullmatch(value):
-        return f'"{value}"'
-    return None
 
 
 def _retry_after(value: str | None, cap: int) -> int | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -27,6 +26,7 @@ from mediasrv import (
     ObjectStream,
     StorageBackend,
     UpstreamError,
+    is_strong_entity_tag,
 )
 from mediasrv_s3.errors import translate
 
@@ -38,7 +38,6 @@ T = TypeVar("T")
 
 # S3's placeholder for "no type given at upload": guess from the key instead.
 UNTYPED = frozenset({"binary/octet-stream", ""})
-SINGLE_STRONG_ETAG = re.compile(r'"[^",]*"')
 
 
 class S3Settings(BackendSettings):
@@ -209,7 +208,7 @@ def _conditional_arguments(conditions: Conditions) -> dict[str, Any]:
     If-Range (no S3 parameter).
     """
     arguments: dict[str, Any] = {}
-    if conditions.if_match is not None and SINGLE_STRONG_ETAG.fullmatch(conditions.if_match.strip()):
+    if conditions.if_match is not None and is_strong_entity_tag(conditions.if_match.strip()):
         arguments["IfMatch"] = conditions.if_match.strip()
     if conditions.if_none_match is not None:
         arguments["IfNoneMatch"] = conditions.if_none_match
