@@ -6,7 +6,7 @@ Everything a backend plugin needs is importable from here.
 import importlib.metadata
 
 from mediasrv.backend import BackendSettings, ConfigPath, StorageBackend
-from mediasrv.chunks import ChunkReader
+from mediasrv.chunks import ChunkReader, Chunks
 from mediasrv.conditional import check_preconditions, range_applies
 from mediasrv.errors import (
     BackendUnavailable,
@@ -31,7 +31,7 @@ from mediasrv.grammar import (
 )
 from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
-from mediasrv.objects import Chunks, Conditions, Health, ObjectInfo, ObjectStream
+from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
 from mediasrv.ranges import ByteRange, ContentRange, parse_range, parse_unsatisfied_range, serves
 
 __version__ = importlib.metadata.version("mediasrv")

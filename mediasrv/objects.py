@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from mediasrv.chunks import Chunks
 from mediasrv.ranges import ContentRange
-
-Chunks = AsyncIterator[bytes]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,11 @@ import anyio
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from mediasrv.chunks import Chunks
 from mediasrv.connections import ClientConnection
 from mediasrv.errors import BackendUnavailable, MediaError, NotModified, RangeNotSatisfiable
 from mediasrv.grammar import format_http_date, header_safe
-from mediasrv.objects import Chunks, ObjectInfo
+from mediasrv.objects import ObjectInfo
 from mediasrv.observer import Outcome, RequestRecord, request_record
 from mediasrv.ranges import ContentRange
 
@@ -110,12 +111,9 @@ def error_response(exc: MediaError, cache_control: str = "") -> Response:
 
 async def close_chunks(chunks: Chunks) -> None:
     """Close a chunk iterator, whatever happens around it: shielded, bounded, never raising."""
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is None:
-        return
     with anyio.move_on_after(MediaResponse.close_timeout, shield=True):
         try:
-            await aclose()
+            await chunks.aclose()
         except Exception as exc:
             logger.warning("closing a chunk iterator failed: %r", exc)
 

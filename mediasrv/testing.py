@@ -33,10 +33,10 @@ from typing import ClassVar, TypeVar
 import pytest
 
 from mediasrv.backend import StorageBackend
-from mediasrv.chunks import ChunkReader
+from mediasrv.chunks import ChunkReader, Chunks
 from mediasrv.errors import InvalidKey, NotFound, NotModified, PreconditionFailed, RangeNotSatisfiable
 from mediasrv.grammar import ENTITY_TAG
-from mediasrv.objects import Chunks, Conditions, ObjectInfo, ObjectStream
+from mediasrv.objects import Conditions, ObjectInfo, ObjectStream
 from mediasrv.ranges import ByteRange
 
 __all__ = ["BackendConformance", "SampleObject", "started"]
@@ -86,9 +86,7 @@ async def read_all(chunks: Chunks) -> bytes:
 
 async def aclose(chunks: Chunks) -> None:
     """Close a chunk iterator as the core does."""
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        await close()
+    await chunks.aclose()
 
 
 def open_descriptors() -> int | None:
