@@ -82,7 +82,7 @@ class MediaEndpoint:
         finally:
             record.open_seconds = time.perf_counter() - started
         try:
-            return self._stream_response(backend, key, stream, slot, connection)
+            return self._stream_response(backend, key, stream, slot, connection, record)
         except BaseException:
             await close_chunks(stream.chunks)
             slot.release()
@@ -146,7 +146,12 @@ class MediaEndpoint:
         stream: ObjectStream,
         slot: Slot,
         connection: ClientConnection | None,
+        record: RequestRecord,
     ) -> Response:
+        def finish(outcome: str) -> None:
+            slot.release()
+            record.outcome = outcome
+
         content_range = stream.content_range
         headers = object_headers(stream.info, key, backend.settings.cache_control, content_range)
         return MediaResponse(
@@ -156,7 +161,7 @@ class MediaEndpoint:
             content_length=content_range.length if content_range is not None else stream.info.size,
             connection=connection,
             send_timeout=self.send_timeout,
-            on_finish=slot.release,
+            on_finish=finish,
         )
 
 

@@ -17,7 +17,7 @@ from mediasrv.connections import ClientConnection
 from mediasrv.errors import BackendUnavailable, MediaError, NotModified, RangeNotSatisfiable
 from mediasrv.grammar import format_http_date, header_safe
 from mediasrv.objects import ObjectInfo
-from mediasrv.observer import Outcome, RequestRecord, request_record
+from mediasrv.outcome import Outcome
 from mediasrv.ranges import ContentRange
 
 logger = logging.getLogger("mediasrv")
@@ -125,6 +125,7 @@ class MediaResponse(Response):
     when the client disconnects and when the client stalls (``connection`` is how it
     notices; without one it relies on the server). A failure after the status line
     aborts the connection, so the client sees a truncated transfer, never a short 200.
+    ``on_finish`` is called last, with how the body ended (an ``Outcome``).
     """
 
     close_timeout = 5.0
@@ -138,7 +139,7 @@ class MediaResponse(Response):
         content_length: int | None = None,
         connection: ClientConnection | None = None,
         send_timeout: float = 60.0,
-        on_finish: Callable[[], None] | None = None,
+        on_finish: Callable[[str], None] | None = None,
     ) -> None:
         self.status_code = status_code
         self.raw_headers = headers
@@ -148,29 +149,29 @@ class MediaResponse(Response):
         self.connection = connection
         self.send_timeout = send_timeout
         self.on_finish = on_finish
+        self.outcome = Outcome.COMPLETE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            outcome = Outcome.COMPLETE
             if self.chunks is not None:
-                outcome = await self._stream(send, self.connection, request_record(scope))
-            if outcome == Outcome.COMPLETE:
+                await self._stream(send, self.connection)
+            if self.outcome == Outcome.COMPLETE:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if self.chunks is not None:
                 await close_chunks(self.chunks)
             if self.on_finish is not None:
-                self.on_finish()
+                self.on_finish(self.outcome)
 
-    async def _stream(self, send: Send, connection: ClientConnection | None, record: RequestRecord) -> str:
-        """Send every chunk; the Outcome, noted on ``record`` too."""
+    async def _stream(self, send: Send, connection: ClientConnection | None) -> str:
+        """Send every chunk; the Outcome, kept in ``self.outcome`` (also when this raises)."""
         try:
-            record.outcome = await self._send_chunks(send, connection)
+            self.outcome = await self._send_chunks(send, connection)
         except Exception:
-            record.outcome = Outcome.SOURCE_FAILED
+            self.outcome = Outcome.SOURCE_FAILED
             raise
-        return record.outcome
+        return self.outcome
 
     async def _send_chunks(self, send: Send, connection: ClientConnection | None) -> str:
         assert self.chunks is not None
