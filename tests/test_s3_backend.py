@@ -237,6 +237,15 @@ def test_invalid_settings_are_refused(extra: dict[str, object]) -> None:
         settings(**{"endpoint_url": "http://127.0.0.1:9000", **extra})  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("name", ["max_connections", "max_pool_connections"])
+def test_connection_cap_has_the_http_backends_name_and_keeps_its_old_one(name: str) -> None:
+    model = settings("http://127.0.0.1:9000", **{name: 7})  # type: ignore[arg-type]
+    assert model.max_connections == 7
+    assert model.model_dump()["max_connections"] == 7
+    with pytest.raises(ValidationError):
+        settings("http://127.0.0.1:9000", **{name: 0})  # type: ignore[arg-type]
+
+
 def test_secrets_are_hidden_in_repr_and_errors() -> None:
     model = settings("http://127.0.0.1:9000")
     assert SECRET_ACCESS_KEY not in repr(model)

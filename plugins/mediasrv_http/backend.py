@@ -128,7 +128,6 @@ class HttpBackend(StorageBackend):
 
     max_redirects = 3
     pool_wait_limit = 5.0  # seconds; the wait is min(timeout, this)
-    health_timeout_limit = 5.0  # seconds; health() takes min(timeout, this) at most
     max_retry_after = 3600  # an upstream's own Retry-After (429) is passed on up to this
 
     def __init__(self, name: str, settings: BackendSettings) -> None:
@@ -136,7 +135,6 @@ class HttpBackend(StorageBackend):
         self.base_url = URL(self.settings.base_url, encoded=True)
         self.health_url = self._health_url()
         self.pool_wait = min(self.settings.timeout, self.pool_wait_limit)
-        self.health_timeout = min(self.settings.timeout, self.health_timeout_limit)
         self._session: aiohttp.ClientSession | None = None
         self._connections = ConnectionLimiter(
             self.settings.max_connections,
@@ -208,18 +206,15 @@ class HttpBackend(StorageBackend):
     async def health(self) -> Health:
         """HEAD of ``health_path`` (must answer below 400) or of ``base_url`` (below 400, or 404
         or 405: the host answers, the prefix itself is just not an object). Never follows a
-        redirect; 401/403/429, 5xx, refusals and timeouts are unhealthy."""
-        session = self._require_session()
+        redirect; 401/403/429, 5xx, refusals and timeouts are unhealthy. Bounded by the
+        session's connect and read timeouts, and by the core's [admin] health_timeout."""
+        session = self.session
         target = f"HEAD {self.health_url.path}"
         try:
-            async with session.head(
-                self.health_url,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self.health_timeout),
-            ) as response:
+            async with session.head(self.health_url, allow_redirects=False) as response:
                 status = response.status
         except TimeoutError:
-            return Health(ok=False, error=f"{target}: no answer within {self.health_timeout:g}s")
+            return Health(ok=False, error=f"{target}: no answer within {self.settings.timeout:g}s")
         except aiohttp.ClientError as exc:
             return Health(ok=False, error=f"{target}: {_describe_failure(exc)}")
         if status < 400 or (not self.settings.health_path and status in (404, 405)):
@@ -243,9 +238,8 @@ class HttpBackend(StorageBackend):
         raise UpstreamError(f"backend {self.name!r}: more than {self.max_redirects} redirects upstream")
 
     async def _send(self, method: str, url: URL, headers: dict[str, str]) -> ClientResponse:
-        session = self._require_session()
         try:
-            return await session.request(method, url, headers=headers, allow_redirects=False)
+            return await self.session.request(method, url, headers=headers, allow_redirects=False)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._failure(exc, f"{method} {url}") from None
 
@@ -265,10 +259,9 @@ class HttpBackend(StorageBackend):
             raise UpstreamError(f"backend {self.name!r}: upstream redirected outside base_url")
         return target
 
-    def _require_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            raise BackendUnavailable(f"backend {self.name!r} is not started")
-        return self._session
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self.started(self._session)
 
     # --- answers --------------------------------------------------------------------------------
 
