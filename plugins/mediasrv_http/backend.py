@@ -2,114 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
 
 import aiohttp
 from aiohttp import ClientResponse
-from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
 import mediasrv
 from mediasrv import (
     BackendSettings,
-    BackendUnavailable,
     ByteRange,
     ChunkReader,
     Conditions,
     ConnectionLimiter,
     ContentRange,
     Health,
-    MediaError,
-    NotFound,
     NotModified,
     ObjectInfo,
     ObjectStream,
     PreconditionFailed,
     RangeNotSatisfiable,
-    Slot,
     StorageBackend,
     UpstreamError,
-    UpstreamTimeout,
     entity_tag,
     format_http_date,
     is_header_safe,
-    is_token,
     parse_http_date,
     parse_unsatisfied_range,
     serves,
-    starts_with_scheme,
 )
-from mediasrv_http.urls import build_url, is_under, parse_base_url, same_origin
+from mediasrv_http.errors import DENIED_STATUSES, describe_failure, status_error, translate
+from mediasrv_http.settings import HttpSettings
+from mediasrv_http.urls import build_url, is_under, same_origin
 
 logger = logging.getLogger("mediasrv.http")
 
-FailureMapper = Callable[[BaseException, str], MediaError]
-"""Turns a library exception during a request (described by the str) into mediasrv's error."""
-
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-DENIED_STATUSES = frozenset({401, 403, 407, 429})  # our credentials or quota, not the client's fault
-GONE_STATUSES = frozenset({404, 410})
-
-
-# Headers mediasrv sets on each upstream request itself; a configured one would fight them.
-RESERVED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "upgrade",
-        "te",
-        "trailer",
-        "accept-encoding",
-        "range",
-        "if-match",
-        "if-none-match",
-        "if-modified-since",
-        "if-unmodified-since",
-        "if-range",
-    }
-)
-
-
-class HttpSettings(BackendSettings):
-    """``[backends.NAME]`` with ``kind = "http"``."""
-
-    base_url: str = Field(description="objects are fetched from base_url + key")
-    timeout: float = Field(default=10, gt=0, le=3600, description="connect and per-read, seconds; no total cap")
-    headers: dict[str, SecretStr] = Field(default_factory=dict, description="sent upstream; values are secrets")
-    max_connections: int = Field(default=64, ge=1, le=10000, description="upstream connections, per worker")
-    health_path: str = Field(default="", description="HEAD target of health(); empty: base_url")
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        return str(parse_base_url(value))
-
-    @field_validator("headers")
-    @classmethod
-    def _check_headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        for name, value in headers.items():
-            if not is_token(name):
-                raise ValueError(f"header name {name!r} is not a valid HTTP token")
-            if name.lower() in RESERVED_HEADERS:
-                raise ValueError(f"header {name!r} is set by mediasrv itself and cannot be configured")
-            if not is_header_safe(value.get_secret_value()):
-                # The value is a secret: never quote it.
-                raise ValueError(f"the value of header {name!r} contains a control character")
-        return headers
-
-    @field_validator("health_path")
-    @classmethod
-    def _check_health_path(cls, value: str) -> str:
-        if value.startswith("//") or "\\" in value or "#" in value or not is_header_safe(value):
-            raise ValueError("must be a path, relative to base_url or starting with '/'")
-        if starts_with_scheme(value):
-            raise ValueError("must be a path, not a URL (the host is base_url's)")
-        return value
 
 
 class HttpBackend(StorageBackend):
@@ -128,12 +57,11 @@ class HttpBackend(StorageBackend):
 
     max_redirects = 3
     pool_wait_limit = 5.0  # seconds; the wait is min(timeout, this)
-    max_retry_after = 3600  # an upstream's own Retry-After (429) is passed on up to this
 
     def __init__(self, name: str, settings: BackendSettings) -> None:
         super().__init__(name, settings)
-        self.base_url = URL(self.settings.base_url, encoded=True)
-        self.health_url = self._health_url()
+        self.base_url = self.settings.base
+        self.health_url = self.settings.health_url
         self.pool_wait = min(self.settings.timeout, self.pool_wait_limit)
         self._session: aiohttp.ClientSession | None = None
         self._connections = ConnectionLimiter(
@@ -178,7 +106,7 @@ class HttpBackend(StorageBackend):
             response = await self._fetch("HEAD", url, {})
             try:
                 if response.status != 200:
-                    raise self._status_error(response)
+                    raise status_error(response, self.name)
                 return self._object_info(response, response.content_length)
             finally:
                 response.release()
@@ -190,18 +118,14 @@ class HttpBackend(StorageBackend):
         headers = _condition_headers(conditions)
         if byte_range is not None:
             headers["Range"] = byte_range.header_value()
-        slot = await self._connections.acquire()
-        try:
+        # What the stream holds (its pool slot, then the response) is released in reverse
+        # order if anything fails before it is handed over, and by UpstreamChunks after.
+        async with contextlib.AsyncExitStack() as held:
+            held.callback((await self._connections.acquire()).release)
             response = await self._fetch("GET", url, headers)
-        except BaseException:
-            slot.release()
-            raise
-        try:
-            return self._object_stream(response, byte_range, conditions, slot)
-        except BaseException:
-            response.close()
-            slot.release()
-            raise
+            held.callback(response.close)
+            stream = self._object_stream(response, byte_range, conditions, held)
+        return stream
 
     async def health(self) -> Health:
         """HEAD of ``health_path`` (must answer below 400) or of ``base_url`` (below 400, or 404
@@ -216,7 +140,7 @@ class HttpBackend(StorageBackend):
         except TimeoutError:
             return Health(ok=False, error=f"{target}: no answer within {self.settings.timeout:g}s")
         except aiohttp.ClientError as exc:
-            return Health(ok=False, error=f"{target}: {_describe_failure(exc)}")
+            return Health(ok=False, error=f"{target}: {describe_failure(exc)}")
         if status < 400 or (not self.settings.health_path and status in (404, 405)):
             return Health(ok=True)
         if status in DENIED_STATUSES:
@@ -241,7 +165,7 @@ class HttpBackend(StorageBackend):
         try:
             return await self.session.request(method, url, headers=headers, allow_redirects=False)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._failure(exc, f"{method} {url}") from None
+            raise translate(exc, self.name, f"{method} {url}") from None
 
     def _redirect_target(self, url: URL, location: str | None) -> URL:
         """Where a redirect leads, if it stays under ``base_url``; else UpstreamError (502)."""
@@ -266,17 +190,22 @@ class HttpBackend(StorageBackend):
     # --- answers --------------------------------------------------------------------------------
 
     def _object_stream(
-        self, response: ClientResponse, byte_range: ByteRange | None, conditions: Conditions, slot: Slot
+        self,
+        response: ClientResponse,
+        byte_range: ByteRange | None,
+        conditions: Conditions,
+        held: contextlib.AsyncExitStack,
     ) -> ObjectStream:
-        """The stream for a GET's answer; raises the error its status means (the caller closes)."""
+        """The stream for a GET's answer, taking over what ``held`` holds; raises the error its
+        status means (and ``held`` releases)."""
         status = response.status
         if status == 200:
             info = self._object_info(response, response.content_length)
-            return ObjectStream(info, self._chunks(response, slot), None)  # a Range ignored: the core cuts
+            return ObjectStream(info, self._chunks(response, held), None)  # a Range ignored: the core cuts
         if status == 206 and byte_range is not None:
             content_range = self._content_range(response, byte_range)
             info = self._object_info(response, content_range.size)
-            return ObjectStream(info, self._chunks(response, slot), content_range)
+            return ObjectStream(info, self._chunks(response, held), content_range)
         if status == 304 and (conditions.if_none_match is not None or conditions.if_modified_since is not None):
             raise NotModified(self._object_info(response, None))
         if status == 412 and conditions.if_match is not None:
@@ -285,10 +214,10 @@ class HttpBackend(StorageBackend):
             raise PreconditionFailed("If-Unmodified-Since failed")
         if status == 416 and byte_range is not None:
             raise RangeNotSatisfiable(parse_unsatisfied_range(response.headers.get("Content-Range")))
-        raise self._status_error(response)
+        raise status_error(response, self.name)
 
-    def _chunks(self, response: ClientResponse, slot: Slot) -> UpstreamChunks:
-        return UpstreamChunks(response, self.settings.chunk_size, slot, self._failure)
+    def _chunks(self, response: ClientResponse, held: contextlib.AsyncExitStack) -> UpstreamChunks:
+        return UpstreamChunks(response, self.settings.chunk_size, self.name, held.pop_all())
 
     def _content_range(self, response: ClientResponse, byte_range: ByteRange) -> ContentRange:
         """The range a 206 carries, if it is one valid range where the asked one starts."""
@@ -317,95 +246,35 @@ class HttpBackend(StorageBackend):
             cache_control=headers.get("Cache-Control") or None,
         )
 
-    def _status_error(self, response: ClientResponse) -> MediaError:
-        """The error an unexpected status means: 404/410 not found; 401/403/407/429 are ours
-        to fix (503); anything else, including a 3xx not followed and a 5xx, is 502."""
-        status = response.status
-        if status in GONE_STATUSES:
-            return NotFound()
-        if status in DENIED_STATUSES:
-            logger.warning("backend %r: upstream answered %d to %s", self.name, status, response.url.path)
-            retry_after = _retry_after(response.headers.get("Retry-After"), self.max_retry_after)
-            return BackendUnavailable(
-                f"backend {self.name!r} is unavailable: upstream answered {status}",
-                retry_after=retry_after if status == 429 else None,
-            )
-        if status >= 500:
-            logger.warning("backend %r: upstream answered %d to %s", self.name, status, response.url.path)
-        return UpstreamError(f"backend {self.name!r}: upstream answered {status}")
-
-    def _failure(self, exc: BaseException, request: str) -> MediaError:
-        """A library exception as mediasrv's error: a timeout is 504, anything else 502."""
-        logger.warning("backend %r: %s failed: %s", self.name, request, _describe_failure(exc))
-        if isinstance(exc, TimeoutError):
-            return UpstreamTimeout(f"backend {self.name!r}: upstream timed out")
-        return UpstreamError(f"backend {self.name!r}: {_describe_failure(exc)}")
-
-    def _health_url(self) -> URL:
-        if not self.settings.health_path:
-            return self.base_url
-        target = self.base_url.join(URL(self.settings.health_path))
-        if not same_origin(self.base_url, target):
-            raise ValueError("health_path leads to another origin")
-        return target
-
 
 class UpstreamChunks(ChunkReader):
     """The body of an upstream response, ``chunk_size`` bytes at most per read.
 
     A library error mid-body becomes UpstreamError/UpstreamTimeout and propagates, so the
     core aborts the client's connection. ``release`` gives a fully read connection back to
-    the pool and closes a partly read one (it would carry the rest of this body), then frees
-    the slot.
+    the pool (a partly read one is closed: it would carry the rest of this body), then
+    ``held`` closes the response and frees the pool slot.
     """
 
     def __init__(
-        self,
-        response: ClientResponse,
-        chunk_size: int,
-        slot: Slot,
-        failure: FailureMapper,
+        self, response: ClientResponse, chunk_size: int, backend: str, held: contextlib.AsyncExitStack
     ) -> None:
         self._response = response
         self._chunk_size = chunk_size
-        self._slot = slot
-        self._failure = failure
-        self._complete = False
+        self._backend = backend
+        self._held = held
 
     async def read(self) -> bytes:
         try:
             chunk = await self._response.content.read(self._chunk_size)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._failure(exc, f"reading the body of {self._response.url}") from None
+            raise translate(exc, self._backend, f"reading the body of {self._response.url}") from None
         if not chunk:
-            self._complete = True
+            self._response.release()  # read to the end: the connection can be reused
         return chunk
 
     async def release(self) -> None:
-        try:
-            if self._complete:
-                self._response.release()
-            else:
-                self._response.close()
-        finally:
-            self._slot.release()
-
-
-def _describe_failure(exc: BaseException) -> str:
-    """A short, secret-free description of a library failure (no headers, no bodies)."""
-    if isinstance(exc, TimeoutError):
-        return "upstream timed out"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "cannot connect to upstream"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "upstream body incomplete"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "upstream closed the connection"
-    if isinstance(exc, aiohttp.ClientConnectionError):
-        return "upstream connection failed"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return "invalid response from upstream"
-    return "upstream request failed"
+        await self._held.aclose()
 
 
 def _condition_headers(conditions: Conditions) -> dict[str, str]:
@@ -426,11 +295,3 @@ def _condition_headers(conditions: Conditions) -> dict[str, str]:
         if date is not None:
             headers[name] = date
     return headers
-
-
-def _retry_after(value: str | None, cap: int) -> int | None:
-    """A Retry-After in seconds (only the delay form), capped; None when absent or a date."""
-    if value is None or not value.strip().isdigit() or len(value.strip()) > 9:
-        return None
-    return min(int(value.strip()), cap)
-
