@@ -34,7 +34,10 @@ from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
 from mediasrv.ranges import ByteRange, ContentRange, parse_range, parse_unsatisfied_range, serves
 
-__version__ = importlib.metadata.version("mediasrv")
+try:
+    __version__ = importlib.metadata.version("mediasrv")
+except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BackendSettings",
