@@ -10,6 +10,7 @@ from mediasrv.errors import RangeNotSatisfiable
 
 _CONTENT_RANGE = re.compile(r"bytes[ \t]+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"bytes[ \t]+\*/(\d{1,19})", re.ASCII | re.IGNORECASE)
+_NOT_BLANKS = (b"\r", b"\n", b"\x0b", b"\x0c")  # whitespace to bytes.strip(), not to HTTP
 _MAX_DIGITS = 19  # no object is 10**19 bytes long; and int() of a huge string is slow
 _BEYOND_ANY_OBJECT = 10**_MAX_DIGITS
 
@@ -19,19 +20,19 @@ def parse_range(value: str | None) -> ByteRange | None:
 
     A missing, malformed, non-bytes or multi-range header gives None: RFC 9110 lets a server
     ignore Range, and mediasrv answers multiple ranges with the full object, as S3 does.
-    Parsed with string methods, in time linear in the header's length.
+    Parsed with bytes methods, in time linear in the header's length.
     """
     if not value or not value.isascii():
         return None
-    # Tabs as spaces, then nothing but printable ASCII: the default strip(), much faster
-    # than strip(" \t"), then removes exactly the blanks the grammar allows.
-    value = value.replace("\t", " ")
-    if not value.isprintable():
+    # As bytes, whose methods run several times faster than str's; bytes.strip() takes exactly
+    # the blanks the grammar allows once CR, LF, VT and FF are refused.
+    data = value.encode("ascii")
+    if any(blank in data for blank in _NOT_BLANKS):
         return None
-    unit, equals, spec = value.partition("=")
-    if not equals or unit.rstrip().lower() != "bytes":
+    unit, equals, spec = data.partition(b"=")
+    if not equals or unit.rstrip().lower() != b"bytes":
         return None
-    first_text, dash, last_text = spec.strip().partition("-")
+    first_text, dash, last_text = spec.strip().partition(b"-")
     first_text, last_text = first_text.rstrip(), last_text.lstrip()
     if not dash or not _digits_or_empty(first_text) or not _digits_or_empty(last_text):
         return None
@@ -43,12 +44,12 @@ def parse_range(value: str | None) -> ByteRange | None:
     return ByteRange(first, last)
 
 
-def _digits_or_empty(text: str) -> bool:
-    """Digits only, or nothing (the text is ASCII already: no "１" or "²")."""
+def _digits_or_empty(text: bytes) -> bool:
+    """ASCII digits only, or nothing."""
     return not text or text.isdigit()
 
 
-def _position(digits: str | None) -> int | None:
+def _position(digits: bytes) -> int | None:
     """A range position; an absurdly long one still means 'past the end of anything'."""
     if not digits:
         return None
