@@ -10,12 +10,14 @@ from mediasrv.chunks import ChunkReader, Chunks
 from mediasrv.conditional import check_preconditions, range_applies
 from mediasrv.errors import (
     BackendUnavailable,
+    Forbidden,
     InvalidKey,
     MediaError,
     NotFound,
     NotModified,
     PreconditionFailed,
     RangeNotSatisfiable,
+    SignatureRejected,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -33,6 +35,7 @@ from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
 from mediasrv.ranges import ByteRange, ContentRange, parse_range, parse_unsatisfied_range, serves
+from mediasrv.signing import Signer, Verdict, sign_url
 
 try:
     __version__ = importlib.metadata.version("mediasrv")
@@ -49,6 +52,7 @@ __all__ = [
     "ConnectionLimiter",
     "Conditions",
     "ContentRange",
+    "Forbidden",
     "Health",
     "InvalidKey",
     "MediaError",
@@ -58,10 +62,13 @@ __all__ = [
     "ObjectStream",
     "PreconditionFailed",
     "RangeNotSatisfiable",
+    "SignatureRejected",
+    "Signer",
     "Slot",
     "StorageBackend",
     "UpstreamError",
     "UpstreamTimeout",
+    "Verdict",
     "check_preconditions",
     "entity_tag",
     "format_http_date",
@@ -76,4 +83,5 @@ __all__ = [
     "serves",
     "hookimpl",
     "range_applies",
+    "sign_url",
 ]
