@@ -1,0 +1,284 @@
+"""Large S3 objects as byte-range parts fetched in parallel and streamed in order.
+
+Real S3 caps each connection's throughput, so one stream reads ``part_size``-byte ranges over
+up to ``parallel_parts`` connections at once. The first part's GET (made by the backend's
+``open``) learns the size and the ETag; every later part is conditioned on that ETag, so an
+object replaced mid-stream aborts the stream instead of mixing two versions.
+
+Memory: at most ``parallel_parts`` parts are alive at once (started and not yet sent), each
+holding at most ``part_size`` bytes, so a stream holds under ``parallel_parts x part_size``.
+Connections: the stream keeps the pool slot of its first GET for its whole life (as a single
+GET does), and takes extra slots only when they are free at once, returning each as soon as
+its part is read: a busy pool makes streams slower, never fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from mediasrv import (
+    ByteRange,
+    ChunkReader,
+    ConnectionLimiter,
+    ContentRange,
+    MediaError,
+    NotFound,
+    PreconditionFailed,
+    Slot,
+    UpstreamError,
+)
+
+
+class PartBody(Protocol):
+    """What a part's GET answers: its body (an aiobotocore StreamingBody)."""
+
+    async def read(self, amt: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+# Opens the bytes first..last (inclusive) of the object, conditioned on its ETag.
+OpenPart = Callable[[int, int], Awaitable[PartBody]]
+
+
+class ObjectChanged(UpstreamError):
+    """The object was replaced or deleted while it was streamed (its ETag no longer holds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """The bytes ``first``..``last`` (inclusive) of the object."""
+
+    first: int
+    last: int
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1
+
+
+def first_part_request(byte_range: ByteRange | None, part_size: int) -> str:
+    """The ``Range`` of the first GET for a client's range (None: the whole object): its first
+    ``part_size`` bytes, or for a suffix range the last ones (the size is not known yet)."""
+    if byte_range is None:
+        return f"bytes=0-{part_size - 1}"
+    if byte_range.suffix is not None:
+        return f"bytes=-{min(byte_range.suffix, part_size)}"
+    first = byte_range.first or 0
+    last = first + part_size - 1 if byte_range.last is None else min(byte_range.last, first + part_size - 1)
+    return f"bytes={first}-{last}"
+
+
+def plan_parts(wanted: ContentRange, fetched: ContentRange, part_size: int, threshold: int) -> list[Part]:
+    """The parts of ``wanted``, in order, one of them ``fetched`` (the first GET's bytes, at
+    the start of ``wanted``, or at its end for a suffix range).
+
+    Up to ``threshold`` bytes wanted, the rest is one more part (two GETs in all); above,
+    it is cut into ``part_size`` pieces.
+    """
+    done = Part(fetched.first, fetched.last)
+    if fetched.first == wanted.first:
+        rest, before = Part(fetched.last + 1, wanted.last), False
+    else:
+        rest, before = Part(wanted.first, fetched.first - 1), True
+    if rest.length <= 0:
+        return [done]
+    step = rest.length if wanted.length <= threshold else part_size
+    pieces = [Part(start, min(start + step - 1, rest.last)) for start in range(rest.first, rest.last + 1, step)]
+    return [*pieces, done] if before else [done, *pieces]
+
+
+class PartBuffer:
+    """The bytes of one part as they arrive, at most ``capacity`` held until they are sent."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.held = 0
+        self.received = 0
+        self._chunks: deque[bytes] = deque()
+        self._done = False
+        self._error: BaseException | None = None
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+
+    async def put(self, chunk: bytes) -> None:
+        """Add ``chunk``, once there is room for it (always, into an empty buffer)."""
+        while self.held and self.held + len(chunk) > self.capacity:
+            self._writable.clear()
+            await self._writable.wait()
+        self._chunks.append(chunk)
+        self.held += len(chunk)
+        self.received += len(chunk)
+        self._readable.set()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """No more bytes: the part is complete, or failed with ``error``."""
+        self._done = True
+        self._error = error
+        self._readable.set()
+
+    async def get(self) -> bytes:
+        """The next chunk, b"" at the end of the part; the part's error once it has none left."""
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return b""
+            self._readable.clear()
+            await self._readable.wait()
+        chunk = self._chunks.popleft()
+        self.held -= len(chunk)
+        self._writable.set()
+        return chunk
+
+
+class PartStream(ChunkReader):
+    """The parts of one stream, fetched ahead by up to ``window`` workers, yielded in order.
+
+    A worker holds one connection slot and reads parts one after another, each into its
+    buffer; a part is claimed only while fewer than ``window`` parts are alive. A part whose
+    transfer fails is retried once from the byte it reached; a second failure, or the object
+    changing, fails the stream (the core then aborts the client's connection). ``release``
+    cancels every worker, which closes every part's connection.
+    """
+
+    attempts = 2  # a failed part is retried once: a client is waiting
+
+    def __init__(
+        self,
+        parts: list[Part],
+        opened: tuple[int, PartBody],
+        base_slot: Slot,
+        connections: ConnectionLimiter,
+        open_part: OpenPart,
+        window: int,
+        part_size: int,
+        read_size: int,
+    ) -> None:
+        self._parts = parts
+        self._open_part = open_part
+        self._connections = connections
+        self._window = window
+        self._read_size = read_size
+        self._capacity = part_size  # a longer part (the rest up to the threshold) waits for room
+        self._buffers: dict[int, PartBuffer] = {}
+        self._next = 0  # no part before this one is left to claim
+        self._head = 0  # the part being sent
+        self._base_slot = base_slot  # the first GET's slot, kept until release
+        self._base_free = False
+        self._workers: set[asyncio.Task[None]] = set()
+        index, body = opened
+        self._claim(index)
+        self._spawn(None, index, body)
+
+    @property
+    def workers(self) -> int:
+        """Workers running now (each holds one connection slot)."""
+        return len(self._workers)
+
+    async def start(self) -> None:
+        """Start as many more workers as the window and the free slots allow."""
+        while self._claimable() is not None:
+            slot: Slot | None = None  # None: the base slot
+            if self._base_free:
+                self._base_free = False
+            else:
+                slot = await self._connections.try_acquire()
+                if slot is None:
+                    return
+            index = self._claimable()  # try_acquire may have let a worker claim it
+            if index is None:
+                self._return(slot)
+                return
+            self._claim(index)
+            self._spawn(slot, index, None)
+
+    async def read(self) -> bytes:
+        while self._head < len(self._parts):
+            chunk = await self._buffers[self._head].get()
+            if chunk:
+                return chunk
+            del self._buffers[self._head]
+            self._head += 1
+            await self.start()
+        return b""
+
+    async def release(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._base_slot.release()
+
+    def _claimable(self) -> int | None:
+        """The next part to fetch, if the window has room for it."""
+        while self._next < len(self._parts) and self._next in self._buffers:
+            self._next += 1
+        if self._next >= len(self._parts) or self._next < self._head or len(self._buffers) >= self._window:
+            return None
+        return self._next
+
+    def _claim(self, index: int) -> None:
+        self._buffers[index] = PartBuffer(self._capacity)
+
+    def _spawn(self, slot: Slot | None, index: int, body: PartBody | None) -> None:
+        worker = asyncio.create_task(self._work(index, body))
+        self._workers.add(worker)
+        # Done callbacks run even for a task cancelled before its first step (whose finally
+        # blocks never run): the slot and the first body are always given back.
+        worker.add_done_callback(self._workers.discard)
+        worker.add_done_callback(lambda _: self._return(slot))
+        if body is not None:
+            worker.add_done_callback(lambda _: body.close())
+
+    def _return(self, slot: Slot | None) -> None:
+        if slot is None:
+            self._base_free = True
+        else:
+            slot.release()
+
+    async def _work(self, index: int | None, body: PartBody | None) -> None:
+        while index is not None:
+            await self._fetch(index, body)
+            body = None
+            index = self._claimable()
+            if index is not None:
+                self._claim(index)
+
+    async def _fetch(self, index: int, body: PartBody | None) -> None:
+        """Fill the part's buffer, retrying once; the buffer ends with the part's error, if any."""
+        part, buffer = self._parts[index], self._buffers[index]
+        error: MediaError | None = None
+        for _ in range(self.attempts):
+            try:
+                await self._transfer(part, buffer, body)
+            except (ObjectChanged, NotFound, PreconditionFailed):
+                error = ObjectChanged("the object changed while it was streamed")
+                break
+            except MediaError as exc:
+                error = exc
+            except Exception as exc:  # any transport failure of the body: retried once
+                error = UpstreamError(f"an S3 part failed ({type(exc).__name__})")
+            else:
+                error = None
+                break
+            body = None
+        buffer.finish(error)
+
+    async def _transfer(self, part: Part, buffer: PartBuffer, body: PartBody | None) -> None:
+        """Read the rest of ``part`` (after the bytes ``buffer`` already has) into ``buffer``."""
+        if body is None:
+            body = await self._open_part(part.first + buffer.received, part.last)
+        try:
+            while buffer.received < part.length:
+                chunk = await body.read(min(self._read_size, part.length - buffer.received))
+                if not chunk:
+                    raise UpstreamError(f"an S3 part ended after {buffer.received} of {part.length} bytes")
+                await buffer.put(chunk)
+            if await body.read(1):  # reads the end too, so the connection goes back to the pool
+                raise UpstreamError(f"an S3 part was longer than the {part.length} bytes asked for")
+        finally:
+            body.close()
