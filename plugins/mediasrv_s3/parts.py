@@ -180,6 +180,11 @@ class PartStream(ChunkReader):
         """Workers running now (each holds one connection slot)."""
         return len(self._workers)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes fetched and not yet sent, over every part."""
+        return sum(buffer.held for buffer in self._buffers.values())
+
     async def start(self) -> None:
         """Start as many more workers as the window and the free slots allow."""
         while self._claimable() is not None:
