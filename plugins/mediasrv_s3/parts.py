@@ -8,8 +8,9 @@ object replaced mid-stream aborts the stream instead of mixing two versions.
 Memory: at most ``parallel_parts`` parts are alive at once (started and not yet sent), each
 holding at most ``part_size`` bytes, so a stream holds under ``parallel_parts x part_size``.
 Connections: the stream keeps the pool slot of its first GET for its whole life (as a single
-GET does), and takes extra slots only when they are free at once, returning each as soon as
-its part is read: a busy pool makes streams slower, never fail.
+GET does), and takes extra slots only when they are free at once, handing each back after
+every part (a request waiting for a slot goes first): a busy pool makes streams slower,
+never fail.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ class PartStream(ChunkReader):
         self._workers: set[asyncio.Task[None]] = set()
         index, body = opened
         self._claim(index)
-        self._spawn(None, index, body)
+        self._spawn(base_slot, index, body)
 
     @property
     def workers(self) -> int:
@@ -188,13 +189,13 @@ class PartStream(ChunkReader):
     async def start(self) -> None:
         """Start as many more workers as the window and the free slots allow."""
         while self._claimable() is not None:
-            slot: Slot | None = None  # None: the base slot
             if self._base_free:
-                self._base_free = False
+                self._base_free, slot = False, self._base_slot
             else:
-                slot = await self._connections.try_acquire()
-                if slot is None:
+                extra = await self._connections.try_acquire()
+                if extra is None:
                     return
+                slot = extra
             index = self._claimable()  # try_acquire may have let a worker claim it
             if index is None:
                 self._return(slot)
@@ -229,26 +230,35 @@ class PartStream(ChunkReader):
     def _claim(self, index: int) -> None:
         self._buffers[index] = PartBuffer(self._capacity)
 
-    def _spawn(self, slot: Slot | None, index: int, body: PartBody | None) -> None:
-        worker = asyncio.create_task(self._work(index, body))
+    def _spawn(self, slot: Slot, index: int, body: PartBody | None) -> None:
+        lease = [slot]  # the worker may trade an extra slot for another between parts
+        worker = asyncio.create_task(self._work(lease, index, body))
         self._workers.add(worker)
         # Done callbacks run even for a task cancelled before its first step (whose finally
         # blocks never run): the slot and the first body are always given back.
         worker.add_done_callback(self._workers.discard)
-        worker.add_done_callback(lambda _: self._return(slot))
+        worker.add_done_callback(lambda _: self._return(lease[0]))
         if body is not None:
             worker.add_done_callback(lambda _: body.close())
 
-    def _return(self, slot: Slot | None) -> None:
-        if slot is None:
+    def _return(self, slot: Slot) -> None:
+        if slot is self._base_slot:
             self._base_free = True
         else:
-            slot.release()
+            slot.release()  # idempotent: a slot already handed back stays so
 
-    async def _work(self, index: int | None, body: PartBody | None) -> None:
+    async def _work(self, lease: list[Slot], index: int | None, body: PartBody | None) -> None:
         while index is not None:
             await self._fetch(index, body)
             body = None
+            if lease[0] is not self._base_slot:
+                # An extra connection goes back after each part, so a request waiting for a
+                # slot gets it before this stream takes it again.
+                lease[0].release()
+                slot = await self._connections.try_acquire()
+                if slot is None:
+                    return
+                lease[0] = slot
             index = self._claimable()
             if index is not None:
                 self._claim(index)
@@ -260,8 +270,11 @@ class PartStream(ChunkReader):
         for _ in range(self.attempts):
             try:
                 await self._transfer(part, buffer, body)
-            except (ObjectChanged, NotFound, PreconditionFailed):
+            except (NotFound, PreconditionFailed):  # the ETag no longer holds: never retried
                 error = ObjectChanged("the object changed while it was streamed")
+                break
+            except ObjectChanged as exc:
+                error = exc
                 break
             except MediaError as exc:
                 error = exc
