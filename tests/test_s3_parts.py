@@ -214,6 +214,23 @@ async def test_a_busy_pool_makes_a_stream_slower_not_failed(moto: MotoServer, bu
 
 
 @pytest.mark.asyncio
+async def test_a_stream_held_up_by_its_client_keeps_one_connection_slot(moto: MotoServer, bucket: str) -> None:
+    backend = S3Backend("parts", settings(moto, max_pool_connections=2, timeout=0.5))
+    await backend.start()
+    try:
+        held = await backend.open(f"{THRESHOLD}.bin", None, Conditions())  # the first part and the rest
+        parts = held.chunks
+        assert isinstance(parts, PartStream)
+        # Nothing is read: the rest's worker waits for room in its buffer, on the stream's own slot.
+        assert await _eventually(lambda: parts.workers == 1 and parts.buffered == 2 * PART)
+        other = await backend.open(f"{PART}.bin", None, Conditions())
+        assert await read_all(other) == DATA[PART]
+        assert await read_all(held) == DATA[THRESHOLD]
+    finally:
+        await backend.stop()
+
+
+@pytest.mark.asyncio
 async def test_an_object_replaced_mid_stream_aborts_never_mixing_versions(
     backend: S3Backend, moto: MotoServer
 ) -> None:

@@ -61,8 +61,8 @@ class S3Settings(BackendSettings):
     parallel_threshold: int = Field(
         default=16 * MIB, ge=0, description="bytes to send above which they are fetched in parallel parts"
     )
-    part_size: int = Field(default=8 * MIB, ge=1024, le=5 * 1024 * MIB, description="bytes per ranged GET")
-    parallel_parts: int = Field(default=4, ge=1, le=64, description="connections per stream; 1: one GET per request")
+    part_size: int = Field(default=4 * MIB, ge=1024, le=5 * 1024 * MIB, description="bytes per ranged GET")
+    parallel_parts: int = Field(default=8, ge=1, le=64, description="connections per stream; 1: one GET per request")
 
     @field_validator("prefix")
     @classmethod

@@ -171,7 +171,7 @@ class PartStream(ChunkReader):
         self._head = 0  # the part being sent
         self._base_slot = base_slot  # the first GET's slot, kept until release
         self._base_free = False
-        self._workers: set[asyncio.Task[None]] = set()
+        self._workers: dict[asyncio.Task[None], list[Slot]] = {}  # each worker's slot, in a list it may trade
         index, body = opened
         self._claim(index)
         self._spawn(base_slot, index, body)
@@ -231,21 +231,31 @@ class PartStream(ChunkReader):
         self._buffers[index] = PartBuffer(self._capacity)
 
     def _spawn(self, slot: Slot, index: int, body: PartBody | None) -> None:
-        lease = [slot]  # the worker may trade an extra slot for another between parts
+        lease = [slot]
         worker = asyncio.create_task(self._work(lease, index, body))
-        self._workers.add(worker)
+        self._workers[worker] = lease
         # Done callbacks run even for a task cancelled before its first step (whose finally
         # blocks never run): the slot and the first body are always given back.
-        worker.add_done_callback(self._workers.discard)
-        worker.add_done_callback(lambda _: self._return(lease[0]))
+        worker.add_done_callback(lambda _: self._finished(worker, lease, body))
+
+    def _finished(self, worker: asyncio.Task[None], lease: list[Slot], body: PartBody | None) -> None:
+        del self._workers[worker]
         if body is not None:
-            worker.add_done_callback(lambda _: body.close())
+            body.close()
+        self._return(lease[0])
 
     def _return(self, slot: Slot) -> None:
-        if slot is self._base_slot:
-            self._base_free = True
-        else:
+        if slot is not self._base_slot:
             slot.release()  # idempotent: a slot already handed back stays so
+            return
+        # A worker still running on an extra slot (the one a slow client holds up, say) takes
+        # the base slot instead, so a stream never holds more than one slot while it waits.
+        for lease in self._workers.values():
+            if lease[0] is not self._base_slot:
+                lease[0].release()
+                lease[0] = self._base_slot
+                return
+        self._base_free = True
 
     async def _work(self, lease: list[Slot], index: int | None, body: PartBody | None) -> None:
         while index is not None:
