@@ -231,9 +231,7 @@ async def test_a_stream_held_up_by_its_client_keeps_one_connection_slot(moto: Mo
 
 
 @pytest.mark.asyncio
-async def test_an_object_replaced_mid_stream_aborts_never_mixing_versions(
-    backend: S3Backend, moto: MotoServer
-) -> None:
+async def test_an_object_replaced_mid_stream_aborts_never_mixing_versions(backend: S3Backend, moto: MotoServer) -> None:
     s3 = moto.client()
     s3.put_object(Bucket=BUCKET, Key="replaced.bin", Body=BIG)
     stream = await backend.open("replaced.bin", None, Conditions())
@@ -290,7 +288,10 @@ async def test_a_failed_part_is_retried_once_from_where_it_broke(
     calls = failing_part(backend, monkeypatch, 5 * PART, failures=1)
     stream = await backend.open("big.bin", None, Conditions())
     assert await read_all(stream) == BIG
-    assert [call for call in calls if call[1] == 6 * PART - 1] == [(5 * PART, 6 * PART - 1), (5 * PART + 100, 6 * PART - 1)]
+    assert [call for call in calls if call[1] == 6 * PART - 1] == [
+        (5 * PART, 6 * PART - 1),
+        (5 * PART + 100, 6 * PART - 1),
+    ]
 
 
 @pytest.mark.asyncio
@@ -301,7 +302,10 @@ async def test_a_part_that_fails_twice_fails_the_stream(backend: S3Backend, monk
     with pytest.raises(UpstreamError):
         async for chunk in stream.chunks:
             received += chunk
-    assert [call for call in calls if call[1] == 6 * PART - 1] == [(5 * PART, 6 * PART - 1), (5 * PART + 100, 6 * PART - 1)]
+    assert [call for call in calls if call[1] == 6 * PART - 1] == [
+        (5 * PART, 6 * PART - 1),
+        (5 * PART + 100, 6 * PART - 1),
+    ]
     assert received == BIG[: len(received)] and 5 * PART + 100 <= len(received) < 6 * PART
     assert isinstance(stream.chunks, PartStream) and stream.chunks.workers == 0
 
