@@ -16,6 +16,7 @@ import pytest_asyncio
 from conftest import Server, abort_after_first_bytes, get, sha256, start_server, wait_until
 from mediasrv import ByteRange, Conditions, ObjectStream, UpstreamError
 from mediasrv_s3 import S3Backend, S3Settings
+from mediasrv_s3 import parts as parts_module
 from mediasrv_s3.backend import S3Chunks
 from mediasrv_s3.parts import ObjectChanged, PartBody, PartStream
 from s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, MotoServer
@@ -73,9 +74,16 @@ def _text(value: str | bytes | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def eager(backend: S3Backend) -> S3Backend:
+    """``backend`` with its parts started at once: on moto the probe would keep them to one
+    more GET (every ranged GET there costs a whole-object read)."""
+    backend.probe_first_part = False
+    return backend
+
+
 @pytest_asyncio.fixture
 async def backend(moto: MotoServer, bucket: str) -> AsyncIterator[S3Backend]:
-    backend = S3Backend("parts", settings(moto))
+    backend = eager(S3Backend("parts", settings(moto)))
     await backend.start()
     yield backend
     await backend.stop()
@@ -162,6 +170,38 @@ async def test_above_the_threshold_parts_are_fetched_in_parallel_on_the_etag(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("pays", [True, False])
+async def test_the_first_part_probes_whether_parallel_parts_pay(
+    backend: S3Backend, get_log: GetLog, monkeypatch: pytest.MonkeyPatch, pays: bool
+) -> None:
+    judged: list[tuple[int, float, float]] = []
+
+    def judge(window: int, first_byte_seconds: float, transfer_seconds: float) -> bool:
+        judged.append((window, first_byte_seconds, transfer_seconds))
+        return pays
+
+    monkeypatch.setattr(parts_module, "parallel_pays", judge)
+    backend.probe_first_part = True
+    stream = await backend.open("big.bin", None, Conditions())
+    assert isinstance(stream.chunks, PartStream)
+    assert stream.chunks.workers == 1  # nothing else until the first part is read
+    assert await read_all(stream) == BIG
+    assert len(judged) == 1 and judged[0][0] == WINDOW and judged[0][1] > 0 and judged[0][2] > 0
+    etag = stream.info.etag
+    if pays:
+        assert len(get_log.requests) == len(range(0, len(BIG), PART))
+    else:  # the rest as one GET
+        assert get_log.requests[1:] == [(f"bytes={PART}-{len(BIG) - 1}", etag)]
+
+
+def test_parallel_parts_pay_when_transfers_outweigh_the_time_to_first_byte() -> None:
+    # Capped at 50 MB/s: 4 MiB take 84 ms against a few ms to answer.
+    assert parts_module.parallel_pays(8, first_byte_seconds=0.03, transfer_seconds=0.084)
+    # moto, 100 MiB: 130 ms to answer any range, 4 ms to send 4 MiB.
+    assert not parts_module.parallel_pays(8, first_byte_seconds=0.13, transfer_seconds=0.004)
+
+
+@pytest.mark.asyncio
 async def test_the_empty_object_is_served_after_its_first_part_is_refused(backend: S3Backend) -> None:
     stream = await backend.open("empty.bin", None, Conditions())
     assert await read_all(stream) == b""
@@ -183,7 +223,7 @@ async def test_memory_stays_under_parallel_parts_times_part_size(backend: S3Back
 
 @pytest.mark.asyncio
 async def test_a_closed_stream_releases_every_part_and_its_slots(moto: MotoServer, bucket: str) -> None:
-    backend = S3Backend("parts", settings(moto, max_pool_connections=WINDOW))
+    backend = eager(S3Backend("parts", settings(moto, max_pool_connections=WINDOW)))
     await backend.start()
     try:
         for _ in range(5):
@@ -203,7 +243,7 @@ async def test_a_closed_stream_releases_every_part_and_its_slots(moto: MotoServe
 
 @pytest.mark.asyncio
 async def test_a_busy_pool_makes_a_stream_slower_not_failed(moto: MotoServer, bucket: str) -> None:
-    backend = S3Backend("parts", settings(moto, max_pool_connections=2))
+    backend = eager(S3Backend("parts", settings(moto, max_pool_connections=2)))
     await backend.start()
     try:
         streams = [await backend.open("big.bin", None, Conditions()) for _ in range(2)]
@@ -215,7 +255,7 @@ async def test_a_busy_pool_makes_a_stream_slower_not_failed(moto: MotoServer, bu
 
 @pytest.mark.asyncio
 async def test_a_stream_held_up_by_its_client_keeps_one_connection_slot(moto: MotoServer, bucket: str) -> None:
-    backend = S3Backend("parts", settings(moto, max_pool_connections=2, timeout=0.5))
+    backend = eager(S3Backend("parts", settings(moto, max_pool_connections=2, timeout=0.5)))
     await backend.start()
     try:
         held = await backend.open(f"{THRESHOLD}.bin", None, Conditions())  # the first part and the rest
@@ -328,8 +368,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, moto: MotoServer, bucket: s
     moto.client().put_object(Bucket=BUCKET, Key="served.bin", Body=SERVED)
     backend = moto.backend_settings(
         "parts", BUCKET, part_size=SERVED_PART, parallel_parts=4, parallel_threshold=SERVED_PART, chunk_size=65536
-    )
-    server = start_server(tmp_path_factory.mktemp("server"), backend)
+    ).replace('kind = "s3"', 'kind = "eager-s3"')
+    settings = 'plugins = ["eager_s3"]\n' + backend
+    server = start_server(tmp_path_factory.mktemp("server"), settings, plugins=("eager_s3",))
     yield server
     server.stop()
 

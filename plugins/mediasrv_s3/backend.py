@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import re
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -94,6 +95,10 @@ class S3Backend(StorageBackend):
     settings: S3Settings
     health_timeout = 5.0
     attempts = 2  # one retry for a dropped connection or a 5xx, no more: a client is waiting
+    # The first part of a stream in parallel parts is a probe: the others start once it is
+    # read, in parallel only if that pays (mediasrv_s3.parts.parallel_pays). A subclass for a
+    # source known to cap each connection may set this False to start them at once.
+    probe_first_part = True
 
     def __init__(self, name: str, settings: BackendSettings) -> None:
         super().__init__(name, settings)
@@ -162,7 +167,9 @@ class S3Backend(StorageBackend):
         wanted, the other parts over parallel connections (DESIGN.md "Large objects from S3")."""
         settings = self.settings
         first_range = first_part_request(byte_range, settings.part_size)
+        started = time.perf_counter()
         slot, answer = await self._get(key, first_range, _conditional_arguments(conditions))
+        first_byte = time.perf_counter() - started
         fetched = _content_range(answer.get("ContentRange"), self.name)
         info = _object_info(answer, fetched)
         if fetched is None or fetched.size is None:  # the source sent the whole object: the core cuts
@@ -185,6 +192,7 @@ class S3Backend(StorageBackend):
             window=settings.parallel_parts,
             part_size=settings.part_size,
             read_size=min(settings.chunk_size, settings.part_size),
+            first_byte_seconds=first_byte if self.probe_first_part else None,
         )
         await stream.start()
         return ObjectStream(info, stream, sent_range)

@@ -16,6 +16,7 @@ never fail.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -93,6 +94,18 @@ def plan_parts(wanted: ContentRange, fetched: ContentRange, part_size: int, thre
     return [*pieces, done] if before else [done, *pieces]
 
 
+def parallel_pays(window: int, first_byte_seconds: float, transfer_seconds: float) -> bool:
+    """Whether parts over ``window`` connections beat one GET, judged by the first part's time
+    to first byte and its transfer time: overlapping the transfers saves ``window - 1`` of
+    them per part, each extra request may cost its time to first byte again.
+
+    A source that caps each connection answers fast and sends slowly: parts pay. One whose
+    every ranged GET costs a whole-object read (moto's does) answers slowly and sends fast:
+    there more requests only add that cost.
+    """
+    return (window - 1) * transfer_seconds > first_byte_seconds
+
+
 class PartBuffer:
     """The bytes of one part as they arrive, at most ``capacity`` held until they are sent."""
 
@@ -141,10 +154,13 @@ class PartStream(ChunkReader):
     """The parts of one stream, fetched ahead by up to ``window`` workers, yielded in order.
 
     A worker holds one connection slot and reads parts one after another, each into its
-    buffer; a part is claimed only while fewer than ``window`` parts are alive. A part whose
-    transfer fails is retried once from the byte it reached; a second failure, or the object
-    changing, fails the stream (the core then aborts the client's connection). ``release``
-    cancels every worker, which closes every part's connection.
+    buffer; a part is claimed only while fewer than ``window`` parts are alive (claimed and
+    not yet sent). A part whose transfer fails is retried once from the byte it reached; a
+    second failure, or the object changing, fails the stream (the core then aborts the
+    client's connection). ``release`` cancels every worker, which closes every connection.
+
+    Given the first GET's time to its headers, the first part is a probe: the others wait
+    until it is read, then go in parallel only if that pays (``_decide``).
     """
 
     attempts = 2  # a failed part is retried once: a client is waiting
@@ -159,6 +175,7 @@ class PartStream(ChunkReader):
         window: int,
         part_size: int,
         read_size: int,
+        first_byte_seconds: float | None = None,
     ) -> None:
         self._parts = parts
         self._open_part = open_part
@@ -166,13 +183,15 @@ class PartStream(ChunkReader):
         self._window = window
         self._read_size = read_size
         self._capacity = part_size  # a longer part (the rest up to the threshold) waits for room
-        self._buffers: dict[int, PartBuffer] = {}
+        self._buffers: dict[int, PartBuffer] = {}  # made when first needed, dropped once sent
+        self._claimed: set[int] = set()
         self._next = 0  # no part before this one is left to claim
-        self._head = 0  # the part being sent
+        self._head = 0  # the part being sent; every part before it is sent
         self._base_slot = base_slot  # the first GET's slot, kept until release
         self._base_free = False
         self._workers: dict[asyncio.Task[None], list[Slot]] = {}  # each worker's slot, in a list it may trade
         index, body = opened
+        self._probe = first_byte_seconds if index == 0 and len(parts) > 2 else None
         self._claim(index)
         self._spawn(base_slot, index, body)
 
@@ -180,6 +199,11 @@ class PartStream(ChunkReader):
     def workers(self) -> int:
         """Workers running now (each holds one connection slot)."""
         return len(self._workers)
+
+    @property
+    def parts(self) -> list[Part]:
+        """The parts, in order (the rest becomes one part when the probe says so)."""
+        return list(self._parts)
 
     @property
     def buffered(self) -> int:
@@ -205,7 +229,7 @@ class PartStream(ChunkReader):
 
     async def read(self) -> bytes:
         while self._head < len(self._parts):
-            chunk = await self._buffers[self._head].get()
+            chunk = await self._buffer(self._head).get()
             if chunk:
                 return chunk
             del self._buffers[self._head]
@@ -219,16 +243,30 @@ class PartStream(ChunkReader):
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._base_slot.release()
 
+    def _buffer(self, index: int) -> PartBuffer:
+        buffer = self._buffers.get(index)
+        if buffer is None:
+            buffer = self._buffers[index] = PartBuffer(self._capacity)
+        return buffer
+
     def _claimable(self) -> int | None:
-        """The next part to fetch, if the window has room for it."""
-        while self._next < len(self._parts) and self._next in self._buffers:
+        """The next part to fetch, if the window has room for it (one part alone while probing)."""
+        window = 1 if self._probe is not None else self._window
+        while self._next in self._claimed:
             self._next += 1
-        if self._next >= len(self._parts) or self._next < self._head or len(self._buffers) >= self._window:
+        if self._next >= len(self._parts) or len(self._claimed) - self._head >= window:
             return None
         return self._next
 
     def _claim(self, index: int) -> None:
-        self._buffers[index] = PartBuffer(self._capacity)
+        self._claimed.add(index)
+
+    def _decide(self, transfer_seconds: float) -> None:
+        """After the probe: the rest in parallel parts if that pays, else as one more GET."""
+        first_byte, self._probe = self._probe, None
+        if first_byte is None or parallel_pays(self._window, first_byte, transfer_seconds):
+            return
+        self._parts = [self._parts[0], Part(self._parts[1].first, self._parts[-1].last)]
 
     def _spawn(self, slot: Slot, index: int, body: PartBody | None) -> None:
         lease = [slot]
@@ -259,8 +297,12 @@ class PartStream(ChunkReader):
 
     async def _work(self, lease: list[Slot], index: int | None, body: PartBody | None) -> None:
         while index is not None:
+            started = time.perf_counter()
             await self._fetch(index, body)
             body = None
+            probed = self._probe is not None
+            if probed:
+                self._decide(time.perf_counter() - started)
             if lease[0] is not self._base_slot:
                 # An extra connection goes back after each part, so a request waiting for a
                 # slot gets it before this stream takes it again.
@@ -272,10 +314,12 @@ class PartStream(ChunkReader):
             index = self._claimable()
             if index is not None:
                 self._claim(index)
+            if probed:
+                await self.start()
 
     async def _fetch(self, index: int, body: PartBody | None) -> None:
         """Fill the part's buffer, retrying once; the buffer ends with the part's error, if any."""
-        part, buffer = self._parts[index], self._buffers[index]
+        part, buffer = self._parts[index], self._buffer(index)
         error: MediaError | None = None
         for _ in range(self.attempts):
             try:
