@@ -19,7 +19,7 @@ from mediasrv_s3 import S3Backend, S3Settings
 from mediasrv_s3 import parts as parts_module
 from mediasrv_s3.backend import S3Chunks
 from mediasrv_s3.parts import ObjectChanged, PartBody, PartStream
-from s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, MotoServer
+from s3_server import MotoServer
 
 BUCKET = "parts"
 PART = 1024  # the smallest part_size, so the matrix moves little data
@@ -31,20 +31,8 @@ BIG = os.urandom(64 * PART + 7)
 
 
 def settings(moto: MotoServer, **extra: object) -> S3Settings:
-    values: dict[str, object] = {
-        "kind": "s3",
-        "bucket": BUCKET,
-        "endpoint_url": moto.endpoint_url,
-        "access_key_id": ACCESS_KEY_ID,
-        "secret_access_key": SECRET_ACCESS_KEY,
-        "timeout": 5,
-        "part_size": PART,
-        "parallel_parts": WINDOW,
-        "parallel_threshold": THRESHOLD,
-        "max_pool_connections": 8,
-        **extra,
-    }
-    return S3Settings.model_validate(values)
+    values = {"timeout": 5, "part_size": PART, "parallel_parts": WINDOW, "parallel_threshold": THRESHOLD}
+    return S3Settings.model_validate(moto.backend_values(BUCKET, **{**values, "max_pool_connections": 8, **extra}))
 
 
 @pytest.fixture(scope="module")
