@@ -16,9 +16,9 @@ SECTIONS = ("S3 256 KiB", "S3 1 MiB", "Disk 1 MiB", "HTTP upstream 1 MiB", "Time
 # Rows that need nginx: the disk comparison, and the S3 behind nginx's per-connection cap.
 NEEDS_NGINX = (
     "nginx (sendfile)",
-    "direct GET through the capped nginx",
-    "mediasrv s3 in parallel parts",
-    "mediasrv s3, one GET (parallel_parts 1)",
+    "direct GET through capped nginx",
+    "mediasrv s3, parallel parts",
+    "mediasrv s3, one GET",
     "1 byte from the capped nginx",
 )
 
