@@ -11,6 +11,9 @@ Connections: the stream keeps the pool slot of its first GET for its whole life 
 GET does), and takes extra slots only when they are free at once, handing each back after
 every part (a request waiting for a slot goes first): a busy pool makes streams slower,
 never fail.
+
+The first part is a probe: the other parts start once it is read, in parallel only if that
+pays (``parallel_pays``), else as one more GET.
 """
 
 from __future__ import annotations
@@ -199,11 +202,6 @@ class PartStream(ChunkReader):
     def workers(self) -> int:
         """Workers running now (each holds one connection slot)."""
         return len(self._workers)
-
-    @property
-    def parts(self) -> list[Part]:
-        """The parts, in order (the rest becomes one part when the probe says so)."""
-        return list(self._parts)
 
     @property
     def buffered(self) -> int:
