@@ -138,8 +138,10 @@ class PartBuffer:
         self._error = error
         self._readable.set()
 
-    async def get(self) -> bytes:
-        """The next chunk, b"" at the end of the part; the part's error once it has none left."""
+    async def get(self, limit: int) -> bytes:
+        """The bytes held, up to ``limit`` (at least one chunk), b"" at the end of the part; the
+        part's error once it has none left. Chunks read ahead are joined, so a part fetched
+        while another was sent goes out in few large writes, not many small ones."""
         while not self._chunks:
             if self._error is not None:
                 raise self._error
@@ -147,10 +149,14 @@ class PartBuffer:
                 return b""
             self._readable.clear()
             await self._readable.wait()
-        chunk = self._chunks.popleft()
-        self.held -= len(chunk)
+        taken = [self._chunks.popleft()]
+        size = len(taken[0])
+        while self._chunks and size + len(self._chunks[0]) <= limit:
+            taken.append(self._chunks.popleft())
+            size += len(taken[-1])
+        self.held -= size
         self._writable.set()
-        return chunk
+        return taken[0] if len(taken) == 1 else b"".join(taken)
 
 
 class PartStream(ChunkReader):
@@ -227,7 +233,7 @@ class PartStream(ChunkReader):
 
     async def read(self) -> bytes:
         while self._head < len(self._parts):
-            chunk = await self._buffer(self._head).get()
+            chunk = await self._buffer(self._head).get(self._read_size)
             if chunk:
                 return chunk
             del self._buffers[self._head]
