@@ -5,6 +5,7 @@ real socket for what a client sees (an object replaced mid-stream, aborted downl
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -14,11 +15,11 @@ import pytest
 import pytest_asyncio
 
 from conftest import Server, abort_after_first_bytes, get, sha256, start_server, wait_until
-from mediasrv import ByteRange, Conditions, ObjectStream, UpstreamError
+from mediasrv import ByteRange, Conditions, ContentRange, ObjectStream, UpstreamError
 from mediasrv_s3 import S3Backend, S3Settings
 from mediasrv_s3 import parts as parts_module
 from mediasrv_s3.backend import S3Chunks
-from mediasrv_s3.parts import ObjectChanged, PartBody, PartStream
+from mediasrv_s3.parts import ObjectChanged, Part, PartBody, PartStream, first_part_request, plan_parts
 from s3_server import MotoServer
 
 BUCKET = "parts"
@@ -397,3 +398,30 @@ def test_aborted_downloads_leave_the_s3_connections_at_baseline(server: Server, 
         abort_after_first_bytes(server, "/media/parts/served.bin", read=65536)
     assert wait_until(lambda: server.connections_to(moto.port) <= baseline, timeout=15)
     assert sha256(get(server, "/media/parts/served.bin").content) == sha256(SERVED)
+
+
+def test_parts_are_planned_from_the_first_gets_bytes() -> None:
+    whole, first = ContentRange(0, 10 * PART - 1, 10 * PART), ContentRange(0, PART - 1, 10 * PART)
+    parts = plan_parts(whole, first, PART, THRESHOLD)
+    assert parts == [Part(start, start + PART - 1) for start in range(0, 10 * PART, PART)]
+    assert plan_parts(whole, first, PART, 10 * PART) == [Part(0, PART - 1), Part(PART, 10 * PART - 1)]
+    # A suffix range: the first GET had the last bytes; the rest comes before them, in order.
+    suffix, last = ContentRange(5, 10 * PART - 1, 10 * PART), ContentRange(9 * PART, 10 * PART - 1, 10 * PART)
+    parts = plan_parts(suffix, last, PART, THRESHOLD)
+    assert parts[0] == Part(5, PART + 4) and parts[-1] == Part(9 * PART, 10 * PART - 1)
+    assert all(a.last + 1 == b.first for a, b in itertools.pairwise(parts))
+
+
+@pytest.mark.parametrize(
+    ("byte_range", "header"),
+    [
+        (None, f"bytes=0-{PART - 1}"),
+        (ByteRange(10, 20), "bytes=10-20"),
+        (ByteRange(10), f"bytes=10-{PART + 9}"),
+        (ByteRange(10, 5 * PART), f"bytes=10-{PART + 9}"),
+        (ByteRange(suffix=5), "bytes=-5"),
+        (ByteRange(suffix=5 * PART), f"bytes=-{PART}"),
+    ],
+)
+def test_the_first_get_asks_for_one_part_of_the_clients_range(byte_range: ByteRange | None, header: str) -> None:
+    assert first_part_request(byte_range, PART) == header

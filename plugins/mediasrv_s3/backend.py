@@ -179,6 +179,9 @@ class S3Backend(StorageBackend):
         sent_range = None if byte_range is None else wanted
         if wanted == fetched:
             return ObjectStream(info, self._chunks(slot, answer), sent_range)
+        if not _first_part_of(fetched, wanted):
+            await self._chunks(slot, answer).aclose()
+            raise UpstreamError(f"backend {self.name!r}: S3 answered another range than the one asked for")
         if not info.etag:  # nothing to hold later parts to this version: one GET instead
             await self._chunks(slot, answer).aclose()
             return await self._open_whole(key, byte_range, conditions)
@@ -318,6 +321,12 @@ def _object_info(
         content_encoding=answer.get("ContentEncoding"),
         cache_control=answer.get("CacheControl"),
     )
+
+
+def _first_part_of(fetched: ContentRange, wanted: ContentRange) -> bool:
+    """Whether the first GET's bytes start ``wanted`` (or, for a suffix range, end it)."""
+    inside = wanted.first <= fetched.first and fetched.last <= wanted.last
+    return inside and (fetched.first == wanted.first or fetched.last == wanted.last)
 
 
 def _content_range(value: str | None, backend: str) -> ContentRange | None:
