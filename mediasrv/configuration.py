@@ -6,11 +6,13 @@ The one path from a file to configured backends, for the server and the operator
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pluggy
 
+from mediasrv.cache.store import ResultStore
+from mediasrv.cache.stores import StoreKinds, build_stores, store_kinds
 from mediasrv.health import HealthMonitor
 from mediasrv.inventory import Inventory
 from mediasrv.plugins import BackendKind, backend_kinds, get_plugin_manager, plugin_infos
@@ -27,6 +29,8 @@ class Configuration:
     pm: pluggy.PluginManager
     kinds: dict[str, BackendKind]
     registry: BackendRegistry
+    stores: list[ResultStore] = field(default_factory=list)  # the result cache's tiers, in lookup order
+    store_kinds: StoreKinds = field(default_factory=dict)
 
     def inventory(self, monitor: HealthMonitor) -> Inventory:
         """The admin listing of these backends and plugins, with ``monitor``'s health."""
@@ -45,8 +49,10 @@ def load_configuration(config: str | os.PathLike[str] | None) -> Configuration:
     """``load_plugins``, then every backend table checked and built; a ConfigError names the file."""
     path, settings, pm = load_plugins(config)
     kinds = backend_kinds(pm)
+    stores = store_kinds(pm)
     try:
         registry = BackendRegistry.from_settings(settings.backends, kinds, path.parent)
+        cache_stores = build_stores(settings.cache, stores, path.parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    return Configuration(path, settings, pm, kinds, registry)
+    return Configuration(path, settings, pm, kinds, registry, cache_stores, stores)

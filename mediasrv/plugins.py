@@ -7,10 +7,11 @@ import importlib.metadata
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
@@ -70,31 +71,45 @@ def _log_trace(message: str) -> None:
 
 def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
     """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind."""
-    kinds: dict[str, BackendKind] = {}
+    return {
+        kind: BackendKind(registered, plugin_name)
+        for kind, (registered, plugin_name) in collect_registrations(
+            pm, "mediasrv_register_backends", _check_backend_class, "backend"
+        ).items()
+    }
+
+
+def collect_registrations(
+    pm: pluggy.PluginManager, hook_name: str, check: Callable[[Any, str], str], noun: str
+) -> dict[str, tuple[Any, str]]:
+    """What plugins ``register(...)`` through the register hook ``hook_name``, by kind:
+    (the registered class, the plugin's name). ``check(registered, plugin_name)`` validates
+    a class and returns its kind; a kind registered twice stops start-up, naming both plugins."""
+    kinds: dict[str, tuple[Any, str]] = {}
     hooktrace = pm.trace.root.get("hook")
     # Each implementation is called on its own so that an error names its plugin (and so
     # pluggy's hook-call tracing does not see it: it is traced here).
-    for impl in pm.hook.mediasrv_register_backends.get_hookimpls():
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
         if impl.hookwrapper or impl.wrapper:
             continue
 
-        def register(backend_class: type[StorageBackend], plugin_name: str = impl.plugin_name) -> None:
-            kind = _check_backend_class(backend_class, plugin_name)
+        def register(registered: Any, plugin_name: str = impl.plugin_name) -> None:
+            kind = check(registered, plugin_name)
             if kind in kinds:
-                other = kinds[kind].plugin_name
+                other = kinds[kind][1]
                 raise PluginError(
-                    f"plugin {plugin_name!r}: backend kind {kind!r} is already registered by plugin {other!r}"
+                    f"plugin {plugin_name!r}: {noun} kind {kind!r} is already registered by plugin {other!r}"
                 )
-            kinds[kind] = BackendKind(backend_class, plugin_name)
-            hooktrace(f"  registered kind {kind!r}: {backend_class.__module__}.{backend_class.__qualname__}")
+            kinds[kind] = (registered, plugin_name)
+            hooktrace(f"  registered kind {kind!r}: {registered.__module__}.{registered.__qualname__}")
 
-        hooktrace(f"mediasrv_register_backends of plugin {impl.plugin_name!r}")
+        hooktrace(f"{hook_name} of plugin {impl.plugin_name!r}")
         try:
             impl.function(**{argname: register for argname in impl.argnames})
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r}: mediasrv_register_backends failed: {exc!r}") from None
+            raise PluginError(f"plugin {impl.plugin_name!r}: {hook_name} failed: {exc!r}") from None
     return kinds
 
 

@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mediasrv.cache.settings import CacheSettings
+
 DEFAULT_FILE = "settings.toml"
 CONFIG_ENV = "MEDIASRV_CONFIG"
 BACKEND_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
@@ -68,6 +70,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     admin: AdminSettings = AdminSettings()
     backends: dict[str, dict[str, Any]] = {}
+    cache: CacheSettings = CacheSettings()
 
     @field_validator("backends")
     @classmethod

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from mediasrv import (
     BackendSettings,
@@ -31,6 +31,7 @@ from mediasrv import (
 from mediasrv_s3.errors import translate
 
 if TYPE_CHECKING:
+    from aiobotocore.session import ClientCreatorContext
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.type_defs import GetObjectOutputTypeDef, HeadObjectOutputTypeDef
 
@@ -41,8 +42,8 @@ UNTYPED = frozenset({"binary/octet-stream", ""})
 SINGLE_STRONG_ETAG = re.compile(r'"[^",]*"')
 
 
-class S3Settings(BackendSettings):
-    """``[backends.NAME]`` with ``kind = "s3"``."""
+class S3Connection(BaseModel):
+    """Where a bucket is and how to reach it: the keys the S3 backend and the S3 result store share."""
 
     bucket: str = Field(min_length=1, pattern=r"^[^/\s]+$")
     prefix: str = Field(default="", description="folder inside the bucket; keys are read under it")
@@ -68,6 +69,33 @@ class S3Settings(BackendSettings):
         if bool(self.access_key_id.get_secret_value()) != bool(self.secret_access_key.get_secret_value()):
             raise ValueError("set both access_key_id and secret_access_key, or neither (the AWS credential chain)")
         return self
+
+
+class S3Settings(S3Connection, BackendSettings):
+    """``[backends.NAME]`` with ``kind = "s3"``."""
+
+
+def create_client(settings: S3Connection, attempts: int, spare_connections: int = 1) -> ClientCreatorContext[S3Client]:
+    """The one pooled aiobotocore client of a backend or store (enter it to open the pool)."""
+    config = AioConfig(
+        max_pool_connections=settings.max_pool_connections + spare_connections,
+        connect_timeout=settings.timeout,
+        read_timeout=settings.timeout,
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        # botocore would CRC32 every whole-object body as it streams (about a tenth of the
+        # CPU of a large stream, make bench) and compare on the final empty read: after the
+        # client has had every byte, so a mismatch could change nothing it receives.
+        response_checksum_validation="when_required",
+    )
+    return get_session().create_client(
+        "s3",
+        endpoint_url=settings.endpoint_url or None,
+        region_name=settings.region or None,
+        aws_access_key_id=settings.access_key_id.get_secret_value() or None,
+        aws_secret_access_key=settings.secret_access_key.get_secret_value() or None,
+        verify=settings.verify_tls,
+        config=config,
+    )
 
 
 class S3Backend(StorageBackend):
@@ -96,27 +124,7 @@ class S3Backend(StorageBackend):
         )
 
     async def start(self) -> None:
-        settings = self.settings
-        config = AioConfig(
-            max_pool_connections=settings.max_pool_connections + 1,
-            connect_timeout=settings.timeout,
-            read_timeout=settings.timeout,
-            retries={"mode": "standard", "total_max_attempts": self.attempts},
-            # botocore would CRC32 every whole-object body as it streams (about a tenth of the
-            # CPU of a large stream, make bench) and compare on the final empty read: after the
-            # client has had every byte, so a mismatch could change nothing it receives.
-            response_checksum_validation="when_required",
-        )
-        client = get_session().create_client(
-            "s3",
-            endpoint_url=settings.endpoint_url or None,
-            region_name=settings.region or None,
-            aws_access_key_id=settings.access_key_id.get_secret_value() or None,
-            aws_secret_access_key=settings.secret_access_key.get_secret_value() or None,
-            verify=settings.verify_tls,
-            config=config,
-        )
-        self._client = await self._exit_stack.enter_async_context(client)
+        self._client = await self._exit_stack.enter_async_context(create_client(self.settings, self.attempts))
 
     async def stop(self) -> None:
         await self._exit_stack.aclose()
