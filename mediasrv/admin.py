@@ -14,18 +14,23 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediasrv.admin_page import render_admin_page
+from mediasrv.cache.admin import CacheAdmin
 from mediasrv.inventory import Inventory
 
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'none'"
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
 
 
-def admin_app(inventory: Inventory, token: str) -> ASGIApp:
+def admin_app(inventory: Inventory, token: str, cache: CacheAdmin | None = None) -> ASGIApp:
     """The ``/admin`` routes, guarded."""
 
+    async def page_response(notice: str = "", status: int = 200) -> Response:
+        cache_document = await cache.document() if cache is not None else None
+        html = render_admin_page(await inventory.backends(), inventory.plugin_list(), cache_document, notice)
+        return HTMLResponse(html, status_code=status, headers={"content-security-policy": PAGE_POLICY})
+
     async def page(request: Request) -> Response:
-        html = render_admin_page(await inventory.backends(), inventory.plugin_list())
-        return HTMLResponse(html, headers={"content-security-policy": PAGE_POLICY})
+        return await page_response()
 
     async def backends(request: Request) -> Response:
         return JSONResponse({"backends": await inventory.backends()})
@@ -46,6 +51,7 @@ def admin_app(inventory: Inventory, token: str) -> ASGIApp:
             Route("/backends", backends, methods=["GET"]),
             Route("/backends/{name}", backend, methods=["GET"]),
             Route("/plugins", plugins, methods=["GET"]),
+            *(cache.routes(page_response) if cache is not None else []),
         ]
     )
     return AdminGuard(router, token)

@@ -13,6 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mediasrv import __version__
 from mediasrv.accesslog import AccessLog
 from mediasrv.admin import admin_app
+from mediasrv.cache.admin import CacheAdmin
+from mediasrv.cache.cache import ResultCache
+from mediasrv.cache.metrics import CacheMetrics
 from mediasrv.configuration import Configuration, load_configuration
 from mediasrv.health import HealthMonitor
 from mediasrv.limits import StreamLimiter
@@ -49,13 +52,18 @@ def create_app(configuration: Configuration) -> FastAPI:
     inventory = configuration.inventory(monitor)
     metrics = Metrics()
     access_log = AccessLog() if settings.server.access_log else None
+    cache = _result_cache(configuration, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await registry.start()
+        if cache is not None:
+            await cache.start()
         try:
             yield
         finally:
+            if cache is not None:
+                await cache.stop()
             await registry.stop()
             metrics.worker_exiting()
             if access_log is not None:
@@ -67,10 +75,20 @@ def create_app(configuration: Configuration) -> FastAPI:
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
     app.router.routes.extend(probe_routes(monitor, metrics))
-    app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value()))
+    app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value(), CacheAdmin(cache, registry)))
     app.add_middleware(NoSniffMiddleware)
     app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log)
     return app
+
+
+def _result_cache(configuration: Configuration, metrics: Metrics) -> ResultCache | None:
+    """The result cache over the configured stores, or None when ``[cache]`` configures none."""
+    if not configuration.stores:
+        return None
+    settings = configuration.settings.cache
+    return ResultCache(
+        configuration.stores, CacheMetrics(metrics.registry), settings.lock_timeout, settings.log_interval
+    )
 
 
 def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:

@@ -117,7 +117,8 @@ class ResultCache:
         tiers = [await self._tier_stats(tier) for tier in self.tiers]
         sources = None
         if self.source_tier is not None:
-            sources = {**_ratio(self.source_tier), **next(t for t in tiers if t["kind"] == "disk")["sources"]}
+            disk = next(tier for tier in tiers if tier["kind"] == "disk")
+            sources = {**_ratio(self.source_tier), **disk.pop("sources", {"entries": None, "bytes": None})}
         return {"tiers": tiers, "sources": sources, "coalesced": self.coalesced, "in_flight": len(self._renders)}
 
     async def _lookup(self, result_key: ResultKey, byte_range: ByteRange | None) -> StoredResult | None:
