@@ -16,6 +16,7 @@ from mediasrv.admin import admin_app
 from mediasrv.cache.admin import CacheAdmin
 from mediasrv.cache.cache import ResultCache
 from mediasrv.cache.metrics import CacheMetrics
+from mediasrv.cache.service import CachedImageService
 from mediasrv.configuration import Configuration, load_configuration
 from mediasrv.health import HealthMonitor
 from mediasrv.limits import StreamLimiter
@@ -24,6 +25,8 @@ from mediasrv.metrics import Metrics
 from mediasrv.observer import RequestObserver
 from mediasrv.probes import probe_routes
 from mediasrv.settings import CONFIG_ENV
+from mediasrv.signing import Signer
+from mediasrv.transforms.service import ImageService
 
 MEDIA_PREFIX = "/media"
 
@@ -47,21 +50,27 @@ register_url_convertor("mediakey", MediaKeyConvertor())
 def create_app(configuration: Configuration) -> FastAPI:
     """The app serving the configured backends."""
     settings, registry = configuration.settings, configuration.registry
-    media = MediaEndpoint(registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout)
+    metrics = Metrics()
+    signer = settings.signing.signer()
+    cache = _result_cache(configuration, metrics)
+    images = _image_service(configuration, metrics, signer, cache)
+    media = MediaEndpoint(
+        registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout, signer, images
+    )
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
     inventory = configuration.inventory(monitor)
-    metrics = Metrics()
     access_log = AccessLog() if settings.server.access_log else None
-    cache = _result_cache(configuration, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await registry.start()
         if cache is not None:
             await cache.start()
+        await images.start()
         try:
             yield
         finally:
+            await images.stop()
             if cache is not None:
                 await cache.stop()
             await registry.stop()
@@ -75,10 +84,22 @@ def create_app(configuration: Configuration) -> FastAPI:
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
     app.router.routes.extend(probe_routes(monitor, metrics))
-    app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value(), CacheAdmin(cache, registry)))
+    token = settings.admin.token.get_secret_value()
+    app.mount("/admin", admin_app(inventory, token, settings.signing, CacheAdmin(cache, registry)))
     app.add_middleware(NoSniffMiddleware)
     app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log)
     return app
+
+
+def _image_service(
+    configuration: Configuration, metrics: Metrics, signer: Signer | None, cache: ResultCache | None
+) -> ImageService:
+    """The transform service, with the result cache around its render seams when there is one."""
+    settings = configuration.settings
+    arguments = (settings.transforms, configuration.operations, metrics, signer)
+    if cache is None:
+        return ImageService(*arguments, send_timeout=settings.server.send_timeout)
+    return CachedImageService(*arguments, send_timeout=settings.server.send_timeout, cache=cache)
 
 
 def _result_cache(configuration: Configuration, metrics: Metrics) -> ResultCache | None:

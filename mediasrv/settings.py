@@ -19,6 +19,8 @@ from pydantic_settings import (
 )
 
 from mediasrv.cache.settings import CacheSettings
+from mediasrv.signing import SigningSettings
+from mediasrv.transforms.settings import TransformSettings
 
 DEFAULT_FILE = "settings.toml"
 CONFIG_ENV = "MEDIASRV_CONFIG"
@@ -69,6 +71,8 @@ class Settings(BaseSettings):
     plugins: list[str] = []
     server: ServerSettings = ServerSettings()
     admin: AdminSettings = AdminSettings()
+    signing: SigningSettings = SigningSettings()
+    transforms: TransformSettings = TransformSettings()
     backends: dict[str, dict[str, Any]] = {}
     cache: CacheSettings = CacheSettings()
 
