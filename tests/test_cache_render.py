@@ -11,49 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import pyvips
 
+from cached_render import LOOKUPS, dimensions, photo_jpeg, renders, settings
 from conftest import Server, get, scrape, start_server, value
 from s3_server import MotoServer, result_store_table, toml_table
-
-RENDERS = "mediasrv_renders_total"
-LOOKUPS = "mediasrv_result_cache_requests_total"
-
-
-def photo_jpeg(width: int, height: int) -> bytes:
-    """A photo-like JPEG: a gradient with noise, so the codec works as on a photo."""
-    xyz = pyvips.Image.xyz(width, height)
-    gradient = (xyz[0] * (200 / width) + xyz[1] * (50 / height)).cast("uchar")
-    noise = pyvips.Image.gaussnoise(width, height, sigma=10, mean=128).cast("uchar")
-    image = gradient.bandjoin([noise, gradient]).copy(interpretation="srgb")
-    return bytes(image.jpegsave_buffer(Q=90))
-
-
-def dimensions(body: bytes) -> tuple[int, int]:
-    image = pyvips.Image.new_from_buffer(body, "")
-    return image.width, image.height
-
-
-def settings(media: Path, cache: Path | None, extra: str = "") -> str:
-    cache_table = f'[cache]\npath = "{cache}"\n' if cache is not None else ""
-    return f"""
-[transforms]
-allow_unsigned = true
-processes = 1
-
-[backends.local]
-kind = "local"
-root = "{media}"
-cache_control = "public, max-age=60"
-
-{cache_table}
-{extra}
-"""
-
-
-def renders(server: Server) -> float:
-    samples = scrape(server)
-    return sum(v for (name, _), v in samples.items() if name == RENDERS)
 
 
 @dataclass
