@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,3 +125,22 @@ def test_two_instances_sharing_an_s3_store_render_a_variant_once(tmp_path: Path,
     finally:
         one.stop()
         two.stop()
+
+
+def test_two_workers_sharing_the_folder_render_a_burst_once(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "burst.jpg").write_bytes(photo_jpeg(800, 600))
+    server = start_server(tmp_path / "server", settings(media, tmp_path / "cache"), args=("--workers", "2"))
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            responses = list(pool.map(lambda _: get(server, "/media/local/burst.jpg?width=500"), range(16)))
+        assert {response.status_code for response in responses} == {200}
+        assert len({response.content for response in responses}) == 1
+        assert renders(server) == 1  # summed over both workers
+        samples = scrape(server)
+        waited = value(samples, "mediasrv_coalesced_requests_total")
+        from_disk = value(samples, LOOKUPS, tier="disk", result="hit")
+        assert waited + from_disk == 15  # the others waited in their worker, or for the other's lock
+    finally:
+        server.stop()
