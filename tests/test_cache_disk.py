@@ -16,6 +16,7 @@ import pytest
 from conftest import PROJECT_DIR
 from mediasrv.cache import ResultKey, StoredResult, StoreError
 from mediasrv.cache.disk import DiskSettings, DiskStore
+from mediasrv.cache.folder import WouldBlock
 
 MIB = 1024 * 1024
 
@@ -73,11 +74,11 @@ async def test_disk_store_evicts_the_least_recently_used_first(tmp_path: Path) -
     store = disk_store(tmp_path, max_bytes=MIB)
     await store.start()
     size = 200 * 1024
-    for index in range(5):  # 5 x 200 KiB: just under 1 MiB
+    for index in range(5):  # 5 x 200 KiB: just under 1 MiB, v0 the oldest, last used minutes ago
         await store.put(key(f'"v{index}"'), result(os.urandom(size)))
-        await asyncio.sleep(0.01)
+        used = time.time() - 600 + index * 60
+        os.utime(store.results.path(key().source, key(f'"v{index}"').name), (used, used))
     assert await store.get(key('"v0"')) is not None  # v0 used again: v1 is now the oldest
-    await asyncio.sleep(0.01)
     await store.put(key('"v5"'), result(os.urandom(size)))
     assert await store.get(key('"v1"')) is None
     for kept in ('"v0"', '"v3"', '"v4"', '"v5"'):
@@ -192,6 +193,7 @@ LOCK_SCRIPT = """
 import asyncio, sys, time
 from mediasrv.cache import ResultKey
 from mediasrv.cache.disk import DiskSettings, DiskStore
+from mediasrv.cache.folder import WouldBlock
 
 async def main() -> None:
     store = DiskStore(DiskSettings(path=sys.argv[1]))
@@ -229,4 +231,21 @@ async def test_disk_store_lock_is_honoured_by_another_process(tmp_path: Path) ->
             assert unrelated
     free = await asyncio.to_thread(lock_in_another_process, tmp_path, 5)
     assert free[0] is True and free[1] < 1
+    await store.stop()
+
+
+@pytest.mark.asyncio
+async def test_disk_store_reads_small_cached_files_without_a_thread_and_the_rest_with_one(tmp_path: Path) -> None:
+    store = disk_store(tmp_path)
+    await store.start()
+    small, large = os.urandom(20_000), os.urandom(300 * 1024)
+    await store.put(key('"small"'), result(small))
+    await store.put(key('"large"'), result(large))
+    found = store.results.read_cached(key().source, key('"small"').name)  # on the loop, no await
+    assert found is not None and found.body == small
+    with pytest.raises(WouldBlock):
+        store.results.read_cached(key().source, key('"large"').name)
+    assert (await store.get(key('"large"'))).body == large  # type: ignore[union-attr]
+    store.results.nowait = False  # a file system without RWF_NOWAIT
+    assert (await store.get(key('"small"'))).body == small  # type: ignore[union-attr]
     await store.stop()

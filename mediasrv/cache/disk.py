@@ -17,7 +17,7 @@ from typing import TypeVar
 from pydantic import Field
 
 from mediasrv.backend import ConfigPath
-from mediasrv.cache.folder import CacheFolder
+from mediasrv.cache.folder import CacheFolder, WouldBlock
 from mediasrv.cache.settings import GIB, MIB
 from mediasrv.cache.store import ResultKey, ResultStore, StoredResult, StoreError, StoreSettings, StoreStats
 from mediasrv.hookspecs import hookimpl
@@ -75,6 +75,11 @@ class DiskStore(ResultStore):
         return self.settings.source_max_bytes > 0
 
     async def get(self, key: ResultKey, byte_range: ByteRange | None = None) -> StoredResult | None:
+        if self._opened_at is not None and not self._open_error:
+            try:
+                return self.results.read_cached(key.source, key.name)
+            except WouldBlock:
+                pass
         return await self._run(lambda: self.results.read(key.source, key.name))
 
     async def put(self, key: ResultKey, result: StoredResult) -> None:
