@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 
 from conftest import PROJECT_DIR, start_server
+from mediasrv.cache import CacheSettings
 from mediasrv.redaction import MASK
 from mediasrv.settings import AdminSettings, ServerSettings
 from mediasrv_http import HttpSettings
-from mediasrv_s3 import S3Settings
+from mediasrv_s3 import S3Settings, S3StoreSettings
 
 README = (PROJECT_DIR / "README.md").read_text()
 
@@ -70,3 +71,11 @@ def test_readme_admin_backends_example_has_the_served_shape() -> None:
     assert set(backends[1]["settings"]) == set(S3Settings.model_fields)
     assert set(backends[2]["settings"]) == set(HttpSettings.model_fields)
     assert backends[1]["settings"]["secret_access_key"] == MASK
+
+
+def test_readme_cache_example_is_valid_and_shows_every_setting() -> None:
+    document = tomllib.loads(code_block("toml", "[cache.s3]"))["cache"]
+    settings = CacheSettings.model_validate(document)
+    assert set(document) - {"s3"} == set(CacheSettings.model_fields)
+    assert set(document["s3"]) == set(S3StoreSettings.model_fields)
+    assert S3StoreSettings.model_validate(settings.store_tables()["s3"]).prefix == "v1/"
