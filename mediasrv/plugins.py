@@ -77,23 +77,30 @@ def _log_trace(message: str) -> None:
 
 def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
     """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind."""
-    kinds: dict[str, BackendKind] = {}
+    classes = _classes_by_kind(pm, "mediasrv_register_backends", StorageBackend, BackendSettings, "backend kind")
+    return {kind: BackendKind(registered, plugin_name) for kind, (registered, plugin_name) in classes.items()}
+
+
+def _classes_by_kind(
+    pm: pluggy.PluginManager, hook: str, base: type[Any], settings_base: type[Any], noun: str
+) -> dict[str, tuple[Any, str]]:
+    """The classes plugins register through ``hook`` by their ``kind``, each with its plugin's
+    name: checked to subclass ``base`` with a ``settings_base`` Settings, one plugin per kind."""
+    kinds: dict[str, tuple[Any, str]] = {}
     hooktrace = pm.trace.root.get("hook")
 
-    def registrar(plugin_name: str) -> Callable[[type[StorageBackend]], None]:
-        def register(backend_class: type[StorageBackend]) -> None:
-            kind = _check_backend_class(backend_class, plugin_name)
+    def registrar(plugin_name: str) -> Callable[[type[Any]], None]:
+        def register(registered: type[Any]) -> None:
+            kind = _check_class(registered, plugin_name, base, settings_base)
             if kind in kinds:
-                other = kinds[kind].plugin_name
-                raise PluginError(
-                    f"plugin {plugin_name!r}: backend kind {kind!r} is already registered by plugin {other!r}"
-                )
-            kinds[kind] = BackendKind(backend_class, plugin_name)
-            hooktrace(f"  registered kind {kind!r}: {backend_class.__module__}.{backend_class.__qualname__}")
+                other = kinds[kind][1]
+                raise PluginError(f"plugin {plugin_name!r}: {noun} {kind!r} is already registered by plugin {other!r}")
+            kinds[kind] = (registered, plugin_name)
+            hooktrace(f"  registered kind {kind!r}: {registered.__module__}.{registered.__qualname__}")
 
         return register
 
-    _call_each(pm, "mediasrv_register_backends", registrar)
+    _call_each(pm, hook, registrar)
     return kinds
 
 
@@ -138,38 +145,9 @@ class StoreKind:
 
 def result_store_kinds(pm: pluggy.PluginManager) -> dict[str, StoreKind]:
     """Every registered result store kind, checked: a ResultStore subclass, one plugin per kind."""
-    kinds: dict[str, StoreKind] = {}
-    hooktrace = pm.trace.root.get("hook")
-
-    def registrar(plugin_name: str) -> Callable[[type[ResultStore]], None]:
-        def register(store_class: type[ResultStore]) -> None:
-            kind = _check_store_class(store_class, plugin_name)
-            if kind in kinds:
-                other = kinds[kind].plugin_name
-                raise PluginError(
-                    f"plugin {plugin_name!r}: result store kind {kind!r} is already registered by plugin {other!r}"
-                )
-            kinds[kind] = StoreKind(store_class, plugin_name)
-            hooktrace(f"  registered result store {kind!r}: {store_class.__module__}.{store_class.__qualname__}")
-
-        return register
-
-    _call_each(pm, "mediasrv_register_result_stores", registrar)
-    return kinds
-
-
-def _check_store_class(store_class: object, plugin_name: str) -> str:
-    if not (isinstance(store_class, type) and issubclass(store_class, ResultStore)):
-        raise PluginError(f"plugin {plugin_name!r}: registered {store_class!r}, not a ResultStore subclass")
-    kind = getattr(store_class, "kind", None)
-    if not isinstance(kind, str) or not kind:
-        raise PluginError(f"plugin {plugin_name!r}: {store_class.__name__} has no 'kind' string")
-    if not (isinstance(store_class.Settings, type) and issubclass(store_class.Settings, StoreSettings)):
-        raise PluginError(f"plugin {plugin_name!r}: {store_class.__name__}.Settings is not a StoreSettings")
-    if store_class.__abstractmethods__:
-        missing = ", ".join(sorted(store_class.__abstractmethods__))
-        raise PluginError(f"plugin {plugin_name!r}: {store_class.__name__} does not implement {missing}")
-    return kind
+    hook = "mediasrv_register_result_stores"
+    classes = _classes_by_kind(pm, hook, ResultStore, StoreSettings, "result store kind")
+    return {kind: StoreKind(registered, plugin_name) for kind, (registered, plugin_name) in classes.items()}
 
 
 def _call_each(pm: pluggy.PluginManager, hook: str, registrar: Callable[[str], Callable[[Any], None]]) -> None:
@@ -212,18 +190,21 @@ def _check_operation(operation: object, plugin_name: str) -> str:
     return name
 
 
-def _check_backend_class(backend_class: object, plugin_name: str) -> str:
-    if not (isinstance(backend_class, type) and issubclass(backend_class, StorageBackend)):
-        raise PluginError(f"plugin {plugin_name!r}: registered {backend_class!r}, not a StorageBackend subclass")
-    kind = getattr(backend_class, "kind", None)
+def _check_class(registered: object, plugin_name: str, base: type[Any], settings_base: type[Any]) -> str:
+    """The kind of a registered class; PluginError naming the plugin when it is not a proper
+    ``base`` subclass (a ``kind`` string, a ``settings_base`` Settings, nothing abstract left)."""
+    if not (isinstance(registered, type) and issubclass(registered, base)):
+        raise PluginError(f"plugin {plugin_name!r}: registered {registered!r}, not a {base.__name__} subclass")
+    kind = getattr(registered, "kind", None)
     if not isinstance(kind, str) or not kind:
-        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__} has no 'kind' string")
-    settings_class = backend_class.Settings
-    if not (isinstance(settings_class, type) and issubclass(settings_class, BackendSettings)):
-        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__}.Settings is not a BackendSettings")
-    if backend_class.__abstractmethods__:
-        missing = ", ".join(sorted(backend_class.__abstractmethods__))
-        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__} does not implement {missing}")
+        raise PluginError(f"plugin {plugin_name!r}: {registered.__name__} has no 'kind' string")
+    settings_class = getattr(registered, "Settings", None)
+    if not (isinstance(settings_class, type) and issubclass(settings_class, settings_base)):
+        raise PluginError(f"plugin {plugin_name!r}: {registered.__name__}.Settings is not a {settings_base.__name__}")
+    abstract: frozenset[str] = getattr(registered, "__abstractmethods__", frozenset())
+    if abstract:
+        missing = ", ".join(sorted(abstract))
+        raise PluginError(f"plugin {plugin_name!r}: {registered.__name__} does not implement {missing}")
     return kind
 
 
