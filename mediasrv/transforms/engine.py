@@ -152,7 +152,7 @@ def render(source: bytes, plan: RenderPlan) -> RenderResult:
             image = apply(image, value)
         image = image.copy_memory()  # runs the pipeline here, so the timings split decode from encode
         transformed = time.perf_counter()
-        output_format = choose_format(plan.format_token, _writable(header.format), image.hasalpha(), frames)
+        output_format = choose_format(plan.format_token, _writable(header.format), _transparent(image), frames)
         body = _encode(image, output_format, plan)
     except pyvips.Error as exc:
         raise UnprocessableImage(f"source is not a decodable image ({_first_line(exc)})") from None
@@ -190,6 +190,15 @@ def read_header(source: bytes, max_pixels: int, animation: bool) -> SourceHeader
     if image.get_typeof("orientation") and image.get("orientation") in (5, 6, 7, 8):
         width, height = height, width
     return SourceHeader(loader, width, height, pages)
+
+
+def _transparent(image: Any) -> bool:
+    """Whether any pixel is not opaque (GIFs, and many PNGs, have an alpha band that is all
+    opaque: those may become JPEGs)."""
+    if not image.hasalpha():
+        return False
+    opaque = 65535 if image.format == "ushort" else 255
+    return bool(image[image.bands - 1].min() < opaque)
 
 
 def _writable(source_format: str) -> str:

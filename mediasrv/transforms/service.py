@@ -120,25 +120,7 @@ class ImageService:
 
     def plan(self, options: TransformOptions, token: str, backend: str) -> RenderPlan:
         """The worker's instructions for these options."""
-        settings = self.settings
-        return RenderPlan(
-            width=options.width,
-            height=options.height,
-            fit=options.fit,
-            gravity=options.gravity,
-            enlarge=options.enlarge,
-            format=options.format,
-            format_token=token,
-            quality=options.quality,
-            steps=tuple((self.operations[name].apply, value) for name, value in options.operations),
-            qualities=tuple(settings.quality.model_dump().items()),
-            avif_effort=settings.effort.avif,
-            webp_effort=settings.effort.webp,
-            max_source_pixels=settings.max_source_pixels,
-            max_dimension=settings.max_dimension,
-            animation=settings.animation,
-            backend=backend,
-        )
+        return render_plan(options, token, self.settings, self.operations, backend)
 
     async def _variant(
         self, backend: StorageBackend, key: str, info: ObjectInfo, etag: str | None, plan: RenderPlan
@@ -224,6 +206,34 @@ class ImageService:
             connection=find_connection(request.scope),
             send_timeout=self.send_timeout,
         )
+
+
+def render_plan(
+    options: TransformOptions,
+    token: str,
+    settings: TransformSettings,
+    operations: Mapping[str, Operation],
+    backend: str = "",
+) -> RenderPlan:
+    """The worker's instructions: the options, their operations' functions, the settings that apply."""
+    return RenderPlan(
+        width=options.width,
+        height=options.height,
+        fit=options.fit,
+        gravity=options.gravity,
+        enlarge=options.enlarge,
+        format=options.format,
+        format_token=token,
+        quality=options.quality,
+        steps=tuple((operations[name].apply, value) for name, value in options.operations),
+        qualities=tuple(settings.quality.model_dump().items()),
+        avif_effort=settings.effort.avif,
+        webp_effort=settings.effort.webp,
+        max_source_pixels=settings.max_source_pixels,
+        max_dimension=settings.max_dimension,
+        animation=settings.animation,
+        backend=backend,
+    )
 
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:
