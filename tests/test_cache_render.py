@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cached_render import LOOKUPS, dimensions, photo_jpeg, renders, settings
+from cached_render import LOOKUPS, renders, settings, size_of
 from conftest import Server, get, scrape, start_server, value
+from images import jpeg
 from s3_server import MotoServer, result_store_table, toml_table
 
 
@@ -31,7 +32,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     media = root / "media"
     media.mkdir()
     for name in ("photo.jpg", "corrupt.jpg", "purged.jpg", "widths.jpg", "range.jpg"):
-        (media / name).write_bytes(photo_jpeg(800, 600))
+        (media / name).write_bytes(jpeg(800, 600))
     server = start_server(root / "server", settings(media, root / "cache"))
     yield Site(server, media, root / "cache")
     server.stop()
@@ -42,7 +43,7 @@ def test_a_variant_is_rendered_once_and_then_served_from_the_disk_cache(site: Si
     first = get(site.server, "/media/local/photo.jpg?width=200")
     assert first.status_code == 200
     assert first.headers["content-type"] == "image/jpeg"
-    assert dimensions(first.content) == (200, 150)
+    assert size_of(first.content) == (200, 150)
     second = get(site.server, "/media/local/photo.jpg?width=200")
     assert second.status_code == 200
     assert second.content == first.content
@@ -68,7 +69,7 @@ def test_ten_widths_read_the_original_once(site: Site) -> None:
     before = scrape(site.server)
     for width in range(100, 600, 50):
         response = get(site.server, f"/media/local/widths.jpg?width={width}")
-        assert dimensions(response.content)[0] == width
+        assert size_of(response.content)[0] == width
     after = scrape(site.server)
 
     def moved(result: str) -> float:
@@ -108,7 +109,7 @@ def test_two_instances_sharing_an_s3_store_render_a_variant_once(tmp_path: Path,
     moto.client().create_bucket(Bucket="shared-variants")
     media = tmp_path / "media"
     media.mkdir()
-    (media / "shared.jpg").write_bytes(photo_jpeg(640, 480))
+    (media / "shared.jpg").write_bytes(jpeg(640, 480))
     store = toml_table("cache.s3", result_store_table(moto.endpoint_url, "shared-variants"))
     one = start_server(tmp_path / "one", settings(media, tmp_path / "cache-one", store))
     two = start_server(tmp_path / "two", settings(media, tmp_path / "cache-two", store))
@@ -130,7 +131,7 @@ def test_two_instances_sharing_an_s3_store_render_a_variant_once(tmp_path: Path,
 def test_two_workers_sharing_the_folder_render_a_burst_once(tmp_path: Path) -> None:
     media = tmp_path / "media"
     media.mkdir()
-    (media / "burst.jpg").write_bytes(photo_jpeg(800, 600))
+    (media / "burst.jpg").write_bytes(jpeg(800, 600))
     server = start_server(tmp_path / "server", settings(media, tmp_path / "cache"), args=("--workers", "2"))
     try:
         with ThreadPoolExecutor(16) as pool:

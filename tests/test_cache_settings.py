@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cached_render import photo_jpeg, renders, settings
+from cached_render import renders, settings
 from conftest import TEST_PLUGINS_DIR, get, scrape, start_server, value
+from images import jpeg
 from mediasrv.cache.disk import DiskStore
 from mediasrv.configuration import load_configuration
 from mediasrv.plugins import PluginError, get_plugin_manager, result_store_kinds
@@ -87,7 +88,7 @@ def test_a_store_kind_registered_twice_stops_start_up(tmp_path: Path) -> None:
 def test_a_plugins_store_serves_variants(tmp_path: Path) -> None:
     media = tmp_path / "media"
     media.mkdir()
-    (media / "photo.jpg").write_bytes(photo_jpeg(400, 300))
+    (media / "photo.jpg").write_bytes(jpeg(400, 300))
     text = 'plugins = ["memory_store"]\n' + settings(media, None, "[cache.memory]\nmax_entries = 10\n")
     server = start_server(tmp_path / "server", text, plugins=("memory_store",))
     try:

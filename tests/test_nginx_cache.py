@@ -16,12 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cached_render import dimensions, photo_jpeg, renders, settings
+from cached_render import renders, settings, size_of
 from conftest import PROJECT_DIR, Server, free_port, scrape, start_server, value
+from images import jpeg
 from s3_server import terminate
 
 DEPLOYED = PROJECT_DIR / "deploy" / "nginx-mediasrv.conf"
-MAX_AGE = 1  # seconds an original or a variant stays fresh in nginx
+MAX_AGE = 1  # seconds an object of backend "short" stays fresh in nginx
 
 MAIN_CONF = """\
 worker_processes 1;
@@ -88,8 +89,10 @@ def front(nginx_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     media = root / "media"
     media.mkdir()
     for name in ("hit.jpg", "revalidate.jpg", "vary.jpg", "range.jpg"):
-        (media / name).write_bytes(photo_jpeg(640, 480))
-    text = settings(media, root / "cache").replace('"public, max-age=60"', f'"public, max-age={MAX_AGE}"')
+        (media / name).write_bytes(jpeg(640, 480))
+    # Backend "short" serves the same folder, fresh for only MAX_AGE seconds in nginx.
+    short = f'[backends.short]\nkind = "local"\nroot = "{media}"\ncache_control = "public, max-age={MAX_AGE}"\n'
+    text = settings(media, root / "cache", short)
     mediasrv = start_server(root / "server", text)
     # Outside pytest's private temporary folder: nginx's workers run as nobody when its master
     # is root, and must reach their cache folder.
@@ -104,8 +107,9 @@ def front(nginx_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         shutil.rmtree(work, ignore_errors=True)
 
 
-def mediasrv_gets(front: Front, status: int) -> float:
-    return value(scrape(front.mediasrv), "mediasrv_requests_total", backend="local", method="GET", status=str(status))
+def mediasrv_gets(front: Front, status: int, backend: str = "local") -> float:
+    samples = scrape(front.mediasrv)
+    return value(samples, "mediasrv_requests_total", backend=backend, method="GET", status=str(status))
 
 
 def test_a_repeated_request_is_an_nginx_hit(front: Front) -> None:
@@ -113,22 +117,22 @@ def test_a_repeated_request_is_an_nginx_hit(front: Front) -> None:
     first = front.get("/media/local/hit.jpg?width=200")
     second = front.get("/media/local/hit.jpg?width=200")
     assert (first.headers["x-cache-status"], second.headers["x-cache-status"]) == ("MISS", "HIT")
-    assert second.content == first.content and dimensions(second.content) == (200, 150)
+    assert second.content == first.content and size_of(second.content) == (200, 150)
     assert second.headers["etag"] == first.headers["etag"]
     assert mediasrv_gets(front, 200) == before + 1
 
 
 @pytest.mark.parametrize("query", ["", "?width=300"], ids=["original", "variant"])
 def test_an_expired_entry_is_revalidated_with_a_304_from_mediasrv(front: Front, query: str) -> None:
-    first = front.get(f"/media/local/revalidate.jpg{query}")
+    first = front.get(f"/media/short/revalidate.jpg{query}")
     assert first.headers["x-cache-status"] in ("MISS", "EXPIRED", "REVALIDATED")
-    renders_before, not_modified_before = renders(front.mediasrv), mediasrv_gets(front, 304)
+    renders_before, not_modified_before = renders(front.mediasrv), mediasrv_gets(front, 304, "short")
     time.sleep(MAX_AGE + 1.1)
-    again = front.get(f"/media/local/revalidate.jpg{query}")
+    again = front.get(f"/media/short/revalidate.jpg{query}")
     assert again.status_code == 200
     assert again.headers["x-cache-status"] == "REVALIDATED"
     assert again.content == first.content
-    assert mediasrv_gets(front, 304) == not_modified_before + 1
+    assert mediasrv_gets(front, 304, "short") == not_modified_before + 1
     assert renders(front.mediasrv) == renders_before  # a 304 renders nothing
     access_log = (Path(front.mediasrv.config_dir) / "server.log").read_text()
     assert access_log.count('"status": 304') >= 1
