@@ -10,7 +10,7 @@ import pytest
 
 import mediasrv
 from conftest import PROJECT_DIR
-from mediasrv import errors, testing
+from mediasrv import cache, errors, testing
 
 GUIDE_PATH = PROJECT_DIR / "docs" / "writing-a-backend.md"
 GUIDE = GUIDE_PATH.read_text()
@@ -68,3 +68,8 @@ def test_guide_lists_every_error(error: str) -> None:
 @pytest.mark.parametrize("name", TRANSFORM_NAMES)
 def test_transform_guide_covers(name: str) -> None:
     assert f"`{name}" in TRANSFORM_GUIDE
+
+
+@pytest.mark.parametrize("name", [name for name in cache.__all__ if name not in ("ResultCache", "CacheSettings")])
+def test_result_store_guide_covers(name: str) -> None:
+    assert f"`{name}" in (PROJECT_DIR / "docs" / "writing-a-result-store.md").read_text()
