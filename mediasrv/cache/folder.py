@@ -51,7 +51,8 @@ class Scan:
 class CacheFolder:
     """``root`` holds the files in ``<source>/<name>``; ``root/.tmp`` the files being written.
 
-    Every method blocks (file system calls): the store runs them in a worker thread. The byte
+    Every method but ``read_cached`` blocks (file system calls): the store runs them in a worker
+    thread. The byte
     count is this process's estimate, corrected by a walk of the folder at start-up, at least
     every RESCAN_INTERVAL when writing, and under an exclusive lock before evicting.
     """
