@@ -13,6 +13,7 @@ from conftest import PROJECT_DIR, start_server
 from mediasrv.cache import CacheSettings
 from mediasrv.redaction import MASK
 from mediasrv.settings import AdminSettings, ServerSettings
+from mediasrv.transforms.settings import TransformSettings
 from mediasrv_http import HttpSettings
 from mediasrv_s3 import S3Settings, S3StoreSettings
 
@@ -79,3 +80,11 @@ def test_readme_cache_example_is_valid_and_shows_every_setting() -> None:
     assert set(document) - {"s3"} == set(CacheSettings.model_fields)
     assert set(document["s3"]) == set(S3StoreSettings.model_fields)
     assert S3StoreSettings.model_validate(settings.store_tables()["s3"]).prefix == "v1/"
+
+
+def test_readme_and_settings_toml_show_every_transforms_key() -> None:
+    for text in (code_block("toml", "[transforms]"), (PROJECT_DIR / "settings.toml").read_text()):
+        document = tomllib.loads(text)
+        assert set(document["transforms"]) == set(TransformSettings.model_fields)
+        TransformSettings.model_validate(document["transforms"])
+    assert tomllib.loads((PROJECT_DIR / "settings.toml").read_text())["transforms"]["allow_unsigned"] is True
