@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import logging
@@ -77,36 +78,9 @@ def _log_trace(message: str) -> None:
 
 def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
     """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind."""
-<<<<<<< HEAD
-    classes = _classes_by_kind(pm, "mediasrv_register_backends", StorageBackend, BackendSettings, "backend kind")
-    return {kind: BackendKind(registered, plugin_name) for kind, (registered, plugin_name) in classes.items()}
-
-
-def _classes_by_kind(
-    pm: pluggy.PluginManager, hook: str, base: type[Any], settings_base: type[Any], noun: str
-) -> dict[str, tuple[Any, str]]:
-    """The classes plugins register through ``hook`` by their ``kind``, each with its plugin's
-    name: checked to subclass ``base`` with a ``settings_base`` Settings, one plugin per kind."""
-    kinds: dict[str, tuple[Any, str]] = {}
-    hooktrace = pm.trace.root.get("hook")
-
-    def registrar(plugin_name: str) -> Callable[[type[Any]], None]:
-        def register(registered: type[Any]) -> None:
-            kind = _check_class(registered, plugin_name, base, settings_base)
-            if kind in kinds:
-                other = kinds[kind][1]
-                raise PluginError(f"plugin {plugin_name!r}: {noun} {kind!r} is already registered by plugin {other!r}")
-            kinds[kind] = (registered, plugin_name)
-            hooktrace(f"  registered kind {kind!r}: {registered.__module__}.{registered.__qualname__}")
-
-        return register
-
-    _call_each(pm, hook, registrar)
-    return kinds
-=======
-    found = _registrations(pm, "mediasrv_register_backends", "backend kind", "kind", _check_backend_class)
+    check = functools.partial(_check_class, base=StorageBackend, settings_base=BackendSettings)
+    found = _registrations(pm, "mediasrv_register_backends", "backend kind", "kind", check)
     return {kind: BackendKind(backend_class, plugin_name) for kind, (backend_class, plugin_name) in found.items()}
->>>>>>> transforms
 
 
 @dataclass(frozen=True)
@@ -124,7 +98,6 @@ def transform_operations(pm: pluggy.PluginManager) -> dict[str, RegisteredOperat
     return {name: RegisteredOperation(operation, plugin_name) for name, (operation, plugin_name) in found.items()}
 
 
-<<<<<<< HEAD
 @dataclass(frozen=True)
 class StoreKind:
     """A registered result store class and the plugin that registered it."""
@@ -135,20 +108,16 @@ class StoreKind:
 
 def result_store_kinds(pm: pluggy.PluginManager) -> dict[str, StoreKind]:
     """Every registered result store kind, checked: a ResultStore subclass, one plugin per kind."""
-    hook = "mediasrv_register_result_stores"
-    classes = _classes_by_kind(pm, hook, ResultStore, StoreSettings, "result store kind")
-    return {kind: StoreKind(registered, plugin_name) for kind, (registered, plugin_name) in classes.items()}
+    check = functools.partial(_check_class, base=ResultStore, settings_base=StoreSettings)
+    found = _registrations(pm, "mediasrv_register_result_stores", "result store kind", "result store", check)
+    return {kind: StoreKind(store_class, plugin_name) for kind, (store_class, plugin_name) in found.items()}
 
 
-def _call_each(pm: pluggy.PluginManager, hook: str, registrar: Callable[[str], Callable[[Any], None]]) -> None:
-    """Call each implementation of a register hook with its own ``register`` callback.
-=======
 def _registrations(
     pm: pluggy.PluginManager, hook: str, noun: str, trace_noun: str, check: Callable[[Any, str], str]
 ) -> dict[str, tuple[Any, str]]:
     """What each implementation of a register hook registers, by the name ``check`` gives it,
     with the registering plugin's name; a name registered twice is a PluginError.
->>>>>>> transforms
 
     Implementations are called one at a time so that an error names its plugin (and so
     pluggy's hook-call tracing does not see them: they are traced here).
