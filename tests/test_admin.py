@@ -265,7 +265,7 @@ def test_admin_page_renders_the_backends_as_a_table(site: Site) -> None:
 
 def test_admin_page_lists_the_plugins(site: Site) -> None:
     rows = read_table(admin_get(site.server, "/admin/").text, "plugins")
-    assert ["s3", "mediasrv_s3", "mediasrv", VERSION, "mediasrv_register_backends", "s3", ""] in rows
+    assert ["s3", "mediasrv_s3", "mediasrv", VERSION, "mediasrv_register_backends, mediasrv_register_result_stores", "s3", ""] in rows
     transforms = ["mediasrv.transforms.operations", "mediasrv", VERSION, "mediasrv_register_transforms", ""]
     assert ["transforms", *transforms, "blur, sharpen"] in rows
 
