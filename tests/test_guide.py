@@ -70,6 +70,17 @@ def test_transform_guide_covers(name: str) -> None:
     assert f"`{name}" in TRANSFORM_GUIDE
 
 
+def test_transform_guide_quotes_its_test_plugin() -> None:
+    excerpts = re.findall(r"```python\n# (tests/plugins/\S+)\n(.*?)```", TRANSFORM_GUIDE, re.DOTALL)
+    assert [path for path, _ in excerpts] == ["tests/plugins/grayscale_transform.py"]
+    for path, code in excerpts:
+        assert code in (PROJECT_DIR / path).read_text(), f"the transform guide's {path} excerpt differs from the file"
+
+
+def test_transform_guide_is_linked_from_the_readme() -> None:
+    assert "(docs/writing-a-transform.md)" in (PROJECT_DIR / "README.md").read_text()
+
+
 @pytest.mark.parametrize("name", [name for name in cache.__all__ if name not in ("ResultCache", "CacheSettings")])
 def test_result_store_guide_covers(name: str) -> None:
     assert f"`{name}" in (PROJECT_DIR / "docs" / "writing-a-result-store.md").read_text()
