@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import load
+from bench import cache, load
 from bench.report import MIB, Row, Section, Target, machine, machine_line, table, write_json
 from bench.servers import (
     MotoServer,
@@ -526,9 +526,12 @@ def main(argv: list[str] | None = None) -> int:
         make_files(workdir / "data", sizes)
         with running_servers(workdir, workdir / "data", sizes, plan) as servers:
             sections = measure_all(servers, plan)
+        # After the streaming servers have stopped: the result cache rows load both cores.
+        cache_sections, cache_goals = cache.measure(workdir, smoke=args.smoke)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    goals = targets(sections, plan)
+    sections += cache_sections
+    goals = targets(sections, plan) + cache_goals
     info = machine()
     print(f"mediasrv benchmarks ({plan.name}) on {machine_line(info)}")
     print(table(sections, goals))

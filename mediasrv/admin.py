@@ -14,20 +14,27 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediasrv.admin_page import render_admin_page
+from mediasrv.cache.admin import CacheAdmin
 from mediasrv.inventory import Inventory
 from mediasrv.redaction import MASK
 from mediasrv.signing import SigningSettings
 
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'none'"
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
 
 
-def admin_app(inventory: Inventory, token: str, signing: SigningSettings | None = None) -> ASGIApp:
+def admin_app(
+    inventory: Inventory, token: str, signing: SigningSettings | None = None, cache: CacheAdmin | None = None
+) -> ASGIApp:
     """The ``/admin`` routes, guarded."""
 
+    async def page_response(notice: str = "", status: int = 200) -> Response:
+        cache_document = await cache.document() if cache is not None else None
+        html = render_admin_page(await inventory.backends(), inventory.plugin_list(), cache_document, notice)
+        return HTMLResponse(html, status_code=status, headers={"content-security-policy": PAGE_POLICY})
+
     async def page(request: Request) -> Response:
-        html = render_admin_page(await inventory.backends(), inventory.plugin_list())
-        return HTMLResponse(html, headers={"content-security-policy": PAGE_POLICY})
+        return await page_response()
 
     async def backends(request: Request) -> Response:
         return JSONResponse({"backends": await inventory.backends()})
@@ -55,6 +62,7 @@ def admin_app(inventory: Inventory, token: str, signing: SigningSettings | None 
             Route("/backends/{name}", backend, methods=["GET"]),
             Route("/plugins", plugins, methods=["GET"]),
             Route("/signing", signing_keys, methods=["GET"]),
+            *(cache.routes(page_response) if cache is not None else []),
         ]
     )
     return AdminGuard(router, token)

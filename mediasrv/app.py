@@ -13,6 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mediasrv import __version__
 from mediasrv.accesslog import AccessLog
 from mediasrv.admin import admin_app
+from mediasrv.cache.admin import CacheAdmin
+from mediasrv.cache.cache import ResultCache
+from mediasrv.cache.metrics import CacheMetrics
+from mediasrv.cache.service import CachedImageService
 from mediasrv.configuration import Configuration, load_configuration
 from mediasrv.health import HealthMonitor
 from mediasrv.inventory import Inventory
@@ -22,6 +26,7 @@ from mediasrv.metrics import Metrics
 from mediasrv.observer import RequestObserver
 from mediasrv.probes import probe_routes
 from mediasrv.settings import CONFIG_ENV
+from mediasrv.signing import Signer
 from mediasrv.transforms.service import ImageService
 
 MEDIA_PREFIX = "/media"
@@ -48,9 +53,8 @@ def create_app(configuration: Configuration) -> FastAPI:
     settings, registry = configuration.settings, configuration.registry
     metrics = Metrics()
     signer = settings.signing.signer()
-    images = ImageService(
-        settings.transforms, configuration.operations, metrics, signer, send_timeout=settings.server.send_timeout
-    )
+    cache = _result_cache(configuration, metrics)
+    images = _image_service(configuration, metrics, signer, cache)
     media = MediaEndpoint(
         registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout, signer, images
     )
@@ -61,11 +65,15 @@ def create_app(configuration: Configuration) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await registry.start()
+        if cache is not None:
+            await cache.start()
         await images.start()
         try:
             yield
         finally:
             await images.stop()
+            if cache is not None:
+                await cache.stop()
             await registry.stop()
             metrics.worker_exiting()
             if access_log is not None:
@@ -77,10 +85,32 @@ def create_app(configuration: Configuration) -> FastAPI:
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
     app.router.routes.extend(probe_routes(monitor, metrics))
-    app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value(), settings.signing))
+    token = settings.admin.token.get_secret_value()
+    app.mount("/admin", admin_app(inventory, token, settings.signing, CacheAdmin(cache, registry)))
     app.add_middleware(NoSniffMiddleware)
     app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log)
     return app
+
+
+def _image_service(
+    configuration: Configuration, metrics: Metrics, signer: Signer | None, cache: ResultCache | None
+) -> ImageService:
+    """The transform service, with the result cache around its render seams when there is one."""
+    settings = configuration.settings
+    arguments = (settings.transforms, configuration.operations, metrics, signer)
+    if cache is None:
+        return ImageService(*arguments, send_timeout=settings.server.send_timeout)
+    return CachedImageService(*arguments, send_timeout=settings.server.send_timeout, cache=cache)
+
+
+def _result_cache(configuration: Configuration, metrics: Metrics) -> ResultCache | None:
+    """The result cache over the configured stores, or None when ``[cache]`` configures none."""
+    if not configuration.stores:
+        return None
+    settings = configuration.settings.cache
+    return ResultCache(
+        configuration.stores, CacheMetrics(metrics.registry), settings.lock_timeout, settings.log_interval
+    )
 
 
 def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:

@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mediasrv.cache.settings import CacheSettings
 from mediasrv.signing import SigningSettings
 from mediasrv.transforms.settings import TransformSettings
 
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
     signing: SigningSettings = SigningSettings()
     transforms: TransformSettings = TransformSettings()
     backends: dict[str, dict[str, Any]] = {}
+    cache: CacheSettings = CacheSettings()
 
     @field_validator("backends")
     @classmethod

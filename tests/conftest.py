@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from components import chromium_binary, nginx_binary  # noqa: F401  (fixtures)
 from s3_server import MotoServer, terminate
@@ -114,6 +115,26 @@ class Server:
 
     def stop(self, timeout: float = 15.0) -> int:
         return terminate(self.process, timeout)
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(server: Server) -> Samples:
+    """Every sample of the server's /metrics, by name and labels."""
+    response = httpx.get(server.url + "/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value (0 when absent)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def get(server: Server, path: str, **headers: str) -> httpx.Response:
