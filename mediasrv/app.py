@@ -20,6 +20,7 @@ from mediasrv.media import MediaEndpoint
 from mediasrv.metrics import Metrics
 from mediasrv.observer import RequestObserver
 from mediasrv.probes import probe_routes
+from mediasrv.protocol import set_protocol_limits
 from mediasrv.settings import CONFIG_ENV
 
 MEDIA_PREFIX = "/media"
@@ -83,7 +84,9 @@ def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """uvicorn's app factory for ``mediasrv serve``: reads ``$MEDIASRV_CONFIG`` in each worker."""
-    return build_app(os.environ.get(CONFIG_ENV))
+    app = build_app(os.environ.get(CONFIG_ENV))
+    set_protocol_limits(app.state.settings.server)
+    return app
 
 
 class NoSniffMiddleware:
