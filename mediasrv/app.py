@@ -45,11 +45,12 @@ register_url_convertor("mediakey", MediaKeyConvertor())
 def create_app(configuration: Configuration) -> FastAPI:
     """The app serving the configured backends."""
     settings, registry = configuration.settings, configuration.registry
-    media = MediaEndpoint(registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout)
+    limiter = StreamLimiter(settings.server.max_streams, settings.server.max_streams_per_client)
+    media = MediaEndpoint(registry, limiter, settings.server.send_timeout)
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
     inventory = configuration.inventory(monitor)
     metrics = Metrics()
-    access_log = AccessLog() if settings.server.access_log else None
+    access_log = AccessLog(on_dropped=metrics.access_log_dropped.inc) if settings.server.access_log else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,10 +61,16 @@ def create_app(configuration: Configuration) -> FastAPI:
             await registry.stop()
             metrics.worker_exiting()
             if access_log is not None:
-                access_log.flush()
+                access_log.close()
 
     app = FastAPI(
-        title="mediasrv", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+        title="mediasrv",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,  # Starlette's redirect puts the client's Host into Location: 404 instead
     )
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])

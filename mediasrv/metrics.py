@@ -88,6 +88,12 @@ class Metrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.access_log_dropped = Counter(
+            "access_log_dropped_lines",
+            "Access-log lines dropped because stdout took them too slowly.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
 
         self._backends: dict[str, BackendMetrics] = {}
 

@@ -24,6 +24,7 @@ class Outcome:
     CLIENT_DISCONNECTED = "client_disconnected"
     CLIENT_STALLED = "client_stalled"
     SOURCE_FAILED = "source_failed"
+    CANCELLED = "cancelled"  # cut at shutdown, after shutdown_timeout
 
 
 @dataclass
