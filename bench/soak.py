@@ -253,7 +253,10 @@ def run(server: Process, moto_port: int, upstream_port: int, seconds: float) -> 
     after = sample(server, moto_port, upstream_port)
     print_report(warm, during, before, peak, after, counts, seconds)
     served = set(during.statuses) == {"200"}
-    leaked = after.fds > before.fds + 8 or after.s3_connections > before.s3_connections
+    # Idle pooled connections to the upstream may stay open (aiohttp keeps them 15 s): they are
+    # the pool, not a leak. Every other descriptor must be back.
+    leaked = after.fds - after.upstream_connections > before.fds - before.upstream_connections + 4
+    leaked = leaked or after.s3_connections > before.s3_connections
     print(f"\nwell-behaved client served throughout: {'yes' if served else 'NO'}; leaks: {'YES' if leaked else 'none'}")
     return 0 if served and not leaked else 1
 

@@ -12,21 +12,13 @@ from pathlib import Path
 
 import httpx
 
-from conftest import PROJECT_DIR, Server, reset, wait_until
+from conftest import PROJECT_DIR, Server, local_server_settings, reset, wait_until
 
 MakeServer = Callable[..., Server]
 
 
 def settings(**server: object) -> str:
-    lines = "\n".join(f"{key} = {value}" for key, value in server.items())
-    return f"""
-[server]
-{lines}
-
-[backends.local]
-kind = "local"
-root = "{PROJECT_DIR / "media"}"
-"""
+    return local_server_settings(PROJECT_DIR / "media", **server)
 
 
 def connect(server: Server) -> socket.socket:
