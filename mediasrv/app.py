@@ -18,9 +18,10 @@ from mediasrv.health import HealthMonitor
 from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
 from mediasrv.metrics import Metrics
-from mediasrv.observer import RequestObserver
+from mediasrv.observer import InFlight, RequestObserver
 from mediasrv.probes import probe_routes
 from mediasrv.protocol import set_protocol_limits
+from mediasrv.responses import MediaResponse
 from mediasrv.settings import CONFIG_ENV
 
 MEDIA_PREFIX = "/media"
@@ -50,6 +51,7 @@ def create_app(configuration: Configuration) -> FastAPI:
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
     inventory = configuration.inventory(monitor)
     metrics = Metrics()
+    in_flight = InFlight()
     access_log = AccessLog(on_dropped=metrics.access_log_dropped.inc) if settings.server.access_log else None
 
     @asynccontextmanager
@@ -58,6 +60,9 @@ def create_app(configuration: Configuration) -> FastAPI:
         try:
             yield
         finally:
+            # Streams cut at shutdown end just now: let them close their sources and write
+            # their log lines before the backends and the log close under them.
+            await in_flight.wait_idle(MediaResponse.close_timeout + 1)
             await registry.stop()
             metrics.worker_exiting()
             if access_log is not None:
@@ -77,7 +82,7 @@ def create_app(configuration: Configuration) -> FastAPI:
     app.router.routes.extend(probe_routes(monitor, metrics))
     app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value()))
     app.add_middleware(NoSniffMiddleware)
-    app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log)
+    app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log, in_flight=in_flight)
     return app
 
 

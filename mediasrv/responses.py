@@ -25,7 +25,6 @@ logger = logging.getLogger("mediasrv")
 
 Headers = list[tuple[bytes, bytes]]
 
-
 _UNSAFE_HEADER_CHARACTERS = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 
 # Python's built-in table only, so a guess does not depend on the host's /etc/mime.types.
