@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             + moto.backend_settings("s3", BUCKET, max_pool_connections=128)
             + f'\n[backends.web]\nkind = "http"\nbase_url = "{upstream.url("/")}"\nmax_connections = 128\n'
         )
-        server = spawn_mediasrv("mediasrv", workdir, backends)
+        server = spawn_mediasrv("mediasrv", workdir, backends, server="")  # the default limits
         stack.callback(server.stop)
         upstream.wait_listening()
         server.wait_listening()
