@@ -15,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediasrv.admin_page import render_admin_page
 from mediasrv.inventory import Inventory
+from mediasrv.redaction import MASK
+from mediasrv.signing import SigningSettings
 
 # A request carrying any of these came through a proxy (RFC 9110 requires proxies to add Via).
 PROXY_HEADERS = frozenset(
@@ -36,7 +38,7 @@ PROXY_HEADER_PREFIXES = ("x-forwarded",)  # -for, -host, -proto, -port, -server,
 PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'none'"
 
 
-def admin_app(inventory: Inventory, token: str) -> ASGIApp:
+def admin_app(inventory: Inventory, token: str, signing: SigningSettings | None = None) -> ASGIApp:
     """The ``/admin`` routes, guarded."""
 
     async def page(request: Request) -> Response:
@@ -56,6 +58,12 @@ def admin_app(inventory: Inventory, token: str) -> ASGIApp:
     async def plugins(request: Request) -> Response:
         return JSONResponse({"plugins": inventory.plugin_list()})
 
+    async def signing_keys(request: Request) -> Response:
+        keys = signing.keys if signing is not None else []
+        backends = inventory.registry.backends
+        signed = [name for name, backend in backends.items() if backend.settings.access == "signed"]
+        return JSONResponse({"keys": [MASK for _ in keys], "signed_backends": signed})
+
     router = Router(
         redirect_slashes=False,  # its redirect would carry the client's Host header
         routes=[
@@ -63,6 +71,7 @@ def admin_app(inventory: Inventory, token: str) -> ASGIApp:
             Route("/backends", backends, methods=["GET"]),
             Route("/backends/{name}", backend, methods=["GET"]),
             Route("/plugins", plugins, methods=["GET"]),
+            Route("/signing", signing_keys, methods=["GET"]),
         ]
     )
     return AdminGuard(router, token)
