@@ -19,7 +19,23 @@ from mediasrv.inventory import Inventory
 from mediasrv.redaction import MASK
 from mediasrv.signing import SigningSettings
 
-PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+# A request carrying any of these came through a proxy (RFC 9110 requires proxies to add Via).
+PROXY_HEADERS = frozenset(
+    {
+        "forwarded",
+        "via",
+        "x-real-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-original-forwarded-for",
+        "x-proxyuser-ip",
+    }
+)
+PROXY_HEADER_PREFIXES = ("x-forwarded",)  # -for, -host, -proto, -port, -server, -prefix, x-forwarded itself
 PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
 
 
@@ -56,6 +72,7 @@ def admin_app(
         return JSONResponse({"keys": [MASK for _ in keys], "signed_backends": signed})
 
     router = Router(
+        redirect_slashes=False,  # its redirect would carry the client's Host header
         routes=[
             Route("/", page, methods=["GET", "HEAD"]),
             Route("/backends", backends, methods=["GET"]),
@@ -103,7 +120,7 @@ class AdminGuard:
             if self._token_matches(headers.get("authorization", "")):
                 return None
             return self._unauthorized()
-        if any(name in headers for name in PROXY_HEADERS):
+        if any(_is_proxy_header(name) for name in headers):
             return _forbidden("came through a proxy; set [admin] token to allow /admin from other hosts")
         client = scope.get("client")
         if not client or not _is_loopback(client[0]):
@@ -129,6 +146,10 @@ class AdminGuard:
         response.headers.append("www-authenticate", f'Basic {self.realm}, charset="UTF-8"')
         response.headers["cache-control"] = "no-store"
         return response
+
+
+def _is_proxy_header(name: str) -> bool:
+    return name in PROXY_HEADERS or name.startswith(PROXY_HEADER_PREFIXES)
 
 
 def _forbidden(detail: str) -> Response:

@@ -23,8 +23,10 @@ from mediasrv.inventory import Inventory
 from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
 from mediasrv.metrics import Metrics
-from mediasrv.observer import RequestObserver
+from mediasrv.observer import InFlight, RequestObserver
 from mediasrv.probes import probe_routes
+from mediasrv.protocol import set_protocol_limits
+from mediasrv.responses import MediaResponse
 from mediasrv.settings import CONFIG_ENV
 from mediasrv.signing import Signer
 from mediasrv.transforms.service import ImageService
@@ -55,12 +57,12 @@ def create_app(configuration: Configuration) -> FastAPI:
     signer = settings.signing.signer()
     cache = _result_cache(configuration, metrics)
     images = _image_service(configuration, metrics, signer, cache)
-    media = MediaEndpoint(
-        registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout, signer, images
-    )
+    limiter = StreamLimiter(settings.server.max_streams, settings.server.max_streams_per_client)
+    media = MediaEndpoint(registry, limiter, settings.server.send_timeout, signer, images)
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
     inventory = Inventory.of(configuration, monitor)
-    access_log = AccessLog() if settings.server.access_log else None
+    in_flight = InFlight()
+    access_log = AccessLog(on_dropped=metrics.access_log_dropped.inc) if settings.server.access_log else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,16 +73,25 @@ def create_app(configuration: Configuration) -> FastAPI:
         try:
             yield
         finally:
+            # Streams cut at shutdown end just now: let them close their sources and write
+            # their log lines before the backends and the log close under them.
+            await in_flight.wait_idle(MediaResponse.close_timeout + 1)
             await images.stop()
             if cache is not None:
                 await cache.stop()
             await registry.stop()
             metrics.worker_exiting()
             if access_log is not None:
-                access_log.flush()
+                access_log.close()
 
     app = FastAPI(
-        title="mediasrv", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+        title="mediasrv",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,  # Starlette's redirect puts the client's Host into Location: 404 instead
     )
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
@@ -88,7 +99,7 @@ def create_app(configuration: Configuration) -> FastAPI:
     token = settings.admin.token.get_secret_value()
     app.mount("/admin", admin_app(inventory, token, settings.signing, CacheAdmin(cache, registry)))
     app.add_middleware(NoSniffMiddleware)
-    app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log)
+    app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log, in_flight=in_flight)
     return app
 
 
@@ -123,7 +134,9 @@ def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """uvicorn's app factory for ``mediasrv serve``: reads ``$MEDIASRV_CONFIG`` in each worker."""
-    return build_app(os.environ.get(CONFIG_ENV))
+    app = build_app(os.environ.get(CONFIG_ENV))
+    set_protocol_limits(app.state.settings.server)
+    return app
 
 
 class NoSniffMiddleware:

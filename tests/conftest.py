@@ -167,6 +167,21 @@ def abort_after_first_bytes(server: Server, path: str, read: int = 65536) -> Non
         reset(sock)
 
 
+def local_server_settings(root: Path, chunk_size: int | None = None, **server: object) -> str:
+    """A settings file with ``[server]`` keys (values as TOML text) and one local backend, ``local``."""
+    lines = "\n".join(f"{key} = {value}" for key, value in server.items())
+    chunk_line = f"chunk_size = {chunk_size}" if chunk_size is not None else ""
+    return f"""
+[server]
+{lines}
+
+[backends.local]
+kind = "local"
+root = "{root}"
+{chunk_line}
+"""
+
+
 def write_settings(config_dir: Path, text: str, plugins: tuple[str, ...] = ()) -> Path:
     """Write settings.toml into ``config_dir``, with the named test plugins beside it."""
     config_dir.mkdir(parents=True, exist_ok=True)
