@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import load
+from bench import load, renders
 from bench.report import MIB, Row, Section, Target, machine, machine_line, table, write_json
 from bench.servers import MotoServer, Process, free_port, spawn_mediasrv, spawn_nginx, spawn_upstream, spawn_uvicorn
 
@@ -233,7 +233,7 @@ def memory_section(server: Process, plan: Plan) -> Section:
             idle = idle or memory.idle
             growth.append((memory.peak - idle) / MIB)
         rows.append(Row(f"mediasrv {label} {_size(size)}", growth, note=f"idle RSS {(idle or 0) / MIB:.0f} MiB"))
-    return Section("Memory: peak RSS over idle, one stream", "MiB", rows)
+    return Section("Memory: peak RSS over idle, one stream", "MiB", rows, bound=16)
 
 
 def _size(size: int) -> str:
@@ -403,28 +403,33 @@ def main(argv: list[str] | None = None) -> int:
         make_files(workdir / "data", sizes)
         with running_servers(workdir, workdir / "data", sizes) as servers:
             sections = measure_all(servers, plan)
+        # The render benchmarks run after the streaming servers have stopped: both load both cores.
+        render_sections, render_goals = renders.measure(workdir, renders.SMOKE if args.smoke else renders.FULL)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    goals = targets(sections, plan)
+    goals = targets(sections, plan) + render_goals
     info = machine()
     print(f"mediasrv benchmarks ({plan.name}) on {machine_line(info)}")
-    print(table(sections, goals))
+    print(table(sections + render_sections, goals))
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "results.json", plan.name, time.monotonic() - started, info, sections, goals)
-    chart_written = _chart(sections, args.out / "results.png")
+    everything = sections + render_sections
+    write_json(args.out / "results.json", plan.name, time.monotonic() - started, info, everything, goals)
+    charts = [(sections, args.out / "results.png", "mediasrv benchmarks")]
+    charts.append((render_sections, args.out / "renders.png", "mediasrv render benchmarks"))
+    chart_written = all(_chart(*chart) for chart in charts)
     print(
         f"\n{time.monotonic() - started:.0f} s; wrote {args.out / 'results.json'}"
-        + (f" and {args.out / 'results.png'}" if chart_written else " (no chart: matplotlib is not installed)")
+        + (" and the charts results.png, renders.png" if chart_written else " (no chart: matplotlib is not installed)")
     )
     return 0
 
 
-def _chart(sections: list[Section], path: Path) -> bool:
+def _chart(sections: list[Section], path: Path, title: str) -> bool:
     try:
         from bench.chart import draw
     except ImportError:
         return False
-    draw(sections, path)
+    draw(sections, path, title)
     return True
 
 
