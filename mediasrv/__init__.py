@@ -10,22 +10,35 @@ from mediasrv.chunks import ChunkReader
 from mediasrv.conditional import check_preconditions, parse_http_date, range_applies
 from mediasrv.errors import (
     BackendUnavailable,
+    Forbidden,
     InvalidKey,
+    InvalidTransform,
     MediaError,
     NotFound,
     NotModified,
     PreconditionFailed,
     RangeNotSatisfiable,
+    SignatureRejected,
+    UnprocessableImage,
     UpstreamError,
     UpstreamTimeout,
 )
 from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import ByteRange, Chunks, Conditions, ContentRange, Health, ObjectInfo, ObjectStream
+from mediasrv.signing import Signer, Verdict, sign_url
+from mediasrv.transforms import Choice, Integer, Number, Operation, flag
 
 __version__ = importlib.metadata.version("mediasrv")
 
 __all__ = [
+    "Choice",
+    "Integer",
+    "InvalidTransform",
+    "Number",
+    "Operation",
+    "UnprocessableImage",
+    "flag",
     "BackendSettings",
     "BackendUnavailable",
     "ByteRange",
@@ -35,6 +48,7 @@ __all__ = [
     "ConnectionLimiter",
     "Conditions",
     "ContentRange",
+    "Forbidden",
     "Health",
     "InvalidKey",
     "MediaError",
@@ -44,12 +58,16 @@ __all__ = [
     "ObjectStream",
     "PreconditionFailed",
     "RangeNotSatisfiable",
+    "SignatureRejected",
+    "Signer",
     "Slot",
     "StorageBackend",
     "UpstreamError",
     "UpstreamTimeout",
+    "Verdict",
     "check_preconditions",
     "parse_http_date",
     "hookimpl",
     "range_applies",
+    "sign_url",
 ]

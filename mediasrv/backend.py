@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
+from mediasrv.errors import MediaError, UpstreamError, UpstreamTimeout
 from mediasrv.objects import ByteRange, Conditions, Health, ObjectInfo, ObjectStream
+
+logger = logging.getLogger("mediasrv")
+
+T = TypeVar("T")
 
 
 def _resolve_config_path(path: Path, info: ValidationInfo) -> Path:
@@ -32,6 +39,9 @@ class BackendSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: str
+    access: Literal["public", "signed"] = Field(
+        default="public", description="signed: every GET/HEAD needs a valid signed URL ([signing] keys)"
+    )
     cache_control: str = Field(default="", description="Cache-Control sent with objects; empty: none")
     chunk_size: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="bytes per chunk read")
 
@@ -80,3 +90,16 @@ class StorageBackend(ABC):
     @abstractmethod
     async def health(self) -> Health:
         """Whether the source answers and the credentials work; cheap, no object read."""
+
+
+async def guarded(backend: StorageBackend, call: Awaitable[T]) -> T:
+    """Await a backend call; a library error that escaped the plugin becomes 502/504, logged."""
+    try:
+        return await call
+    except MediaError:
+        raise
+    except TimeoutError:
+        raise UpstreamTimeout(f"backend {backend.name!r} timed out") from None
+    except Exception:
+        logger.exception("backend %r (%s) raised an unmapped error", backend.name, backend.kind)
+        raise UpstreamError(f"backend {backend.name!r} failed") from None

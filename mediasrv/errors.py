@@ -89,3 +89,61 @@ class UpstreamTimeout(MediaError, TimeoutError):
 
     status = 504
     default_detail = "upstream timeout"
+
+
+class Forbidden(MediaError, PermissionError):
+    """The request may not see this object (403)."""
+
+    status = 403
+    default_detail = "forbidden"
+
+
+class SignatureRejected(Forbidden):
+    """A signed backend's URL has no valid, unexpired signature (403).
+
+    ``kind`` is ``signature_missing``, ``signature_invalid`` or ``signature_expired``: the
+    metric label, and the only thing the detail tells (never which key, never the expected value).
+    """
+
+    details = {
+        "signature_missing": "signature required: this URL must be signed (no sig parameter)",
+        "signature_invalid": "signature invalid",
+        "signature_expired": "signature expired",
+    }
+
+    def __init__(self, kind: str) -> None:
+        if kind not in self.details:
+            raise ValueError(f"unknown signature rejection {kind!r}")
+        super().__init__(self.details[kind])
+        self.kind = kind
+
+
+class InvalidTransform(MediaError, ValueError):
+    """A transform parameter is unknown, repeated or out of range (400); ``parameter`` names it."""
+
+    status = 400
+    default_detail = "invalid transform parameter"
+
+    def __init__(self, parameter: str, detail: str) -> None:
+        super().__init__(f"{parameter}: {detail}")
+        self.parameter = parameter
+
+
+class UnprocessableImage(MediaError):
+    """The source is not an image mediasrv renders, or is over a size limit (422)."""
+
+    status = 422
+    default_detail = "source is not a decodable image"
+
+
+class RenderUnavailable(BackendUnavailable):
+    """A render could not run now: queue full, over its timeout, or its worker died (503).
+
+    ``reason`` is the ``mediasrv_render_rejections_total`` label.
+    """
+
+    default_detail = "render unavailable"
+
+    def __init__(self, reason: str, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.reason = reason

@@ -2,39 +2,51 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import replace
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediasrv.backend import StorageBackend
+from mediasrv.backend import StorageBackend, guarded
 from mediasrv.chunks import SlicedChunks
 from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_range, range_applies
 from mediasrv.connections import ClientConnection, find_connection
-from mediasrv.errors import MediaError, NotModified, RangeNotSatisfiable, UpstreamError, UpstreamTimeout
+from mediasrv.errors import (
+    MediaError,
+    NotModified,
+    RangeNotSatisfiable,
+    SignatureRejected,
+)
 from mediasrv.keys import validate_key
 from mediasrv.limits import Slot, StreamLimiter
 from mediasrv.objects import ByteRange, Conditions, ObjectStream
 from mediasrv.observer import RequestRecord, error_kind, request_record
 from mediasrv.registry import BackendRegistry
 from mediasrv.responses import MediaResponse, close_chunks, error_response, object_headers
+from mediasrv.signing import Signer
 
-logger = logging.getLogger("mediasrv")
-
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from mediasrv.transforms.service import ImageService
 
 
 class MediaEndpoint:
     """Serves objects from the registry's backends with full HTTP semantics."""
 
-    def __init__(self, registry: BackendRegistry, limiter: StreamLimiter, send_timeout: float) -> None:
+    def __init__(
+        self,
+        registry: BackendRegistry,
+        limiter: StreamLimiter,
+        send_timeout: float,
+        signer: Signer | None = None,
+        images: ImageService | None = None,
+    ) -> None:
         self.registry = registry
         self.limiter = limiter
         self.send_timeout = send_timeout
+        self.signer = signer
+        self.images = images
 
     async def handle(self, request: Request) -> Response:
         """Answer one request; every expected failure becomes its status, decided up front."""
@@ -48,7 +60,13 @@ class MediaEndpoint:
                 record.backend = name
             backend = self.registry.get(name)
             cache_control = backend.settings.cache_control
+            if backend.settings.access == "signed":
+                self._require_signature(request)
             key = validate_key(record.key)
+            if self.images is not None:
+                options = self.images.options(request)
+                if options is not None:
+                    return await self.images.respond(request, backend, key, options, record)
             if request.method == "HEAD":
                 return await self._head(backend, key, request, record)
             return await self._get(backend, key, request, record)
@@ -57,10 +75,17 @@ class MediaEndpoint:
                 record.error = error_kind(exc)
             return error_response(exc, cache_control)
 
+    def _require_signature(self, request: Request) -> None:
+        """SignatureRejected unless the URL is validly signed: before the key is looked at or
+        any backend is called."""
+        if self.signer is None:  # start-up refuses this; should it happen, stay closed
+            raise SignatureRejected("signature_invalid")
+        self.signer.require(request)
+
     async def _head(self, backend: StorageBackend, key: str, request: Request, record: RequestRecord) -> Response:
         started = time.perf_counter()
         try:
-            info = await _guarded(backend, backend.stat(key))
+            info = await guarded(backend, backend.stat(key))
         finally:
             record.open_seconds = time.perf_counter() - started
         check_preconditions(conditions_from_headers(request.headers), info)
@@ -91,12 +116,12 @@ class MediaEndpoint:
         self, backend: StorageBackend, key: str, byte_range: ByteRange | None, conditions: Conditions
     ) -> ObjectStream:
         try:
-            return await _guarded(backend, backend.open(key, byte_range, conditions))
+            return await guarded(backend, backend.open(key, byte_range, conditions))
         except RangeNotSatisfiable:
             if byte_range is None or conditions.if_range is None:
                 raise
         # If-Range may name an older version, in which case the range does not apply at all.
-        stream = await _guarded(backend, backend.open(key, None, replace(conditions, if_range=None)))
+        stream = await guarded(backend, backend.open(key, None, replace(conditions, if_range=None)))
         if range_applies(conditions, stream.info) and stream.info.size is not None:
             await close_chunks(stream.chunks)
             raise RangeNotSatisfiable(stream.info.size)
@@ -120,7 +145,7 @@ class MediaEndpoint:
                 byte_range = None
                 if stream.content_range is not None:  # the backend ignored If-Range: reopen whole
                     await close_chunks(stream.chunks)
-                    stream = await _guarded(backend, backend.open(key, None, Conditions()))
+                    stream = await guarded(backend, backend.open(key, None, Conditions()))
             if byte_range is not None and stream.content_range is None and stream.info.size is not None:
                 content_range = byte_range.resolve(stream.info.size)
                 stream.chunks = SlicedChunks(stream.chunks, content_range.first, content_range.length)
@@ -149,16 +174,3 @@ class MediaEndpoint:
             send_timeout=self.send_timeout,
             on_finish=slot.release,
         )
-
-
-async def _guarded(backend: StorageBackend, call: Awaitable[T]) -> T:
-    """Await a backend call; a library error that escaped the plugin becomes 502/504, logged."""
-    try:
-        return await call
-    except MediaError:
-        raise
-    except TimeoutError:
-        raise UpstreamTimeout(f"backend {backend.name!r} timed out") from None
-    except Exception:
-        logger.exception("backend %r (%s) raised an unmapped error", backend.name, backend.kind)
-        raise UpstreamError(f"backend {backend.name!r} failed") from None

@@ -35,6 +35,7 @@ class RequestRecord:
     range: str | None = None
     error: str | None = None
     open_seconds: float | None = None
+    transform: str | None = None  # the canonical transform options of a rendered variant
     outcome: str = Outcome.COMPLETE
 
 
@@ -45,7 +46,11 @@ def request_record(scope: Scope) -> RequestRecord:
 
 
 def error_kind(exc: BaseException) -> str:
-    """An error's metric label: its class name in snake case (``UpstreamTimeout`` -> ``upstream_timeout``)."""
+    """An error's metric label: its ``kind`` when it has one (``signature_expired``), else its
+    class name in snake case (``UpstreamTimeout`` -> ``upstream_timeout``)."""
+    kind = getattr(exc, "kind", None)
+    if isinstance(kind, str):
+        return kind
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
@@ -122,6 +127,8 @@ def _log_fields(scope: Scope, record: RequestRecord, status: int, sent: int, dur
     }
     if record.backend is not None or record.key is not None:
         fields.update(backend=record.backend, key=record.key, range=record.range, outcome=record.outcome)
+    if record.transform is not None:
+        fields["transform"] = record.transform
     if record.error is not None:
         fields["error"] = record.error
     return fields

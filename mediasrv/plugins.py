@@ -6,16 +6,22 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
 from mediasrv import hookspecs
 from mediasrv.backend import BackendSettings, StorageBackend
+from mediasrv.transforms.operations import Operation
+from mediasrv.transforms.options import CORE_PARAMETERS, RESERVED_PARAMETERS
+
+OPERATION_NAME_PATTERN = r"[a-z][a-z0-9_]*"
 
 TRACE_ENV = "MEDIASRV_TRACE_PLUGINS"
 """Set to 1 to log every plugin registration and hook call to the ``mediasrv`` logger."""
@@ -72,13 +78,9 @@ def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
     """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind."""
     kinds: dict[str, BackendKind] = {}
     hooktrace = pm.trace.root.get("hook")
-    # Each implementation is called on its own so that an error names its plugin (and so
-    # pluggy's hook-call tracing does not see it: it is traced here).
-    for impl in pm.hook.mediasrv_register_backends.get_hookimpls():
-        if impl.hookwrapper or impl.wrapper:
-            continue
 
-        def register(backend_class: type[StorageBackend], plugin_name: str = impl.plugin_name) -> None:
+    def registrar(plugin_name: str) -> Callable[[type[StorageBackend]], None]:
+        def register(backend_class: type[StorageBackend]) -> None:
             kind = _check_backend_class(backend_class, plugin_name)
             if kind in kinds:
                 other = kinds[kind].plugin_name
@@ -88,14 +90,81 @@ def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
             kinds[kind] = BackendKind(backend_class, plugin_name)
             hooktrace(f"  registered kind {kind!r}: {backend_class.__module__}.{backend_class.__qualname__}")
 
-        hooktrace(f"mediasrv_register_backends of plugin {impl.plugin_name!r}")
+        return register
+
+    _call_each(pm, "mediasrv_register_backends", registrar)
+    return kinds
+
+
+@dataclass(frozen=True)
+class RegisteredOperation:
+    """A registered transform operation and the plugin that registered it."""
+
+    operation: Operation
+    plugin_name: str
+
+
+def transform_operations(pm: pluggy.PluginManager) -> dict[str, RegisteredOperation]:
+    """Every registered transform operation by parameter name, checked: an Operation with a
+    module-level ``apply``, a name no other plugin, built-in parameter or reserved name has."""
+    operations: dict[str, RegisteredOperation] = {}
+    hooktrace = pm.trace.root.get("hook")
+
+    def registrar(plugin_name: str) -> Callable[[Operation], None]:
+        def register(operation: Operation) -> None:
+            name = _check_operation(operation, plugin_name)
+            if name in operations:
+                other = operations[name].plugin_name
+                raise PluginError(
+                    f"plugin {plugin_name!r}: transform {name!r} is already registered by plugin {other!r}"
+                )
+            operations[name] = RegisteredOperation(operation, plugin_name)
+            hooktrace(f"  registered transform {name!r}: {operation.apply.__module__}.{operation.apply.__qualname__}")
+
+        return register
+
+    _call_each(pm, "mediasrv_register_transforms", registrar)
+    return operations
+
+
+def _call_each(pm: pluggy.PluginManager, hook: str, registrar: Callable[[str], Callable[[Any], None]]) -> None:
+    """Call each implementation of a register hook with its own ``register`` callback.
+
+    One at a time so that an error names its plugin (and so pluggy's hook-call tracing does
+    not see it: it is traced here).
+    """
+    hooktrace = pm.trace.root.get("hook")
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        hooktrace(f"{hook} of plugin {impl.plugin_name!r}")
+        register = registrar(impl.plugin_name)
         try:
             impl.function(**{argname: register for argname in impl.argnames})
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r}: mediasrv_register_backends failed: {exc!r}") from None
-    return kinds
+            raise PluginError(f"plugin {impl.plugin_name!r}: {hook} failed: {exc!r}") from None
+
+
+def _check_operation(operation: object, plugin_name: str) -> str:
+    if not isinstance(operation, Operation):
+        raise PluginError(f"plugin {plugin_name!r}: registered {operation!r}, not a mediasrv Operation")
+    name = operation.name
+    if not isinstance(name, str) or not re.fullmatch(OPERATION_NAME_PATTERN, name):
+        raise PluginError(f"plugin {plugin_name!r}: transform name {name!r} must match {OPERATION_NAME_PATTERN}")
+    if name in CORE_PARAMETERS or name in RESERVED_PARAMETERS:
+        raise PluginError(f"plugin {plugin_name!r}: transform name {name!r} is a built-in or reserved parameter")
+    for part, function in (("parse", operation.parse), ("apply", operation.apply)):
+        if not callable(function):
+            raise PluginError(f"plugin {plugin_name!r}: transform {name!r}: {part} is not callable")
+    apply = operation.apply
+    if "<" in getattr(apply, "__qualname__", "<") or not getattr(apply, "__module__", None):
+        raise PluginError(
+            f"plugin {plugin_name!r}: transform {name!r}: apply must be a module-level function"
+            " (it is sent to the render workers by reference)"
+        )
+    return name
 
 
 def _check_backend_class(backend_class: object, plugin_name: str) -> str:
@@ -178,10 +247,16 @@ class PluginInfo:
     version: str | None
     hooks: tuple[str, ...]
     kinds: tuple[str, ...]
+    operations: tuple[str, ...] = ()
 
 
-def plugin_infos(pm: pluggy.PluginManager, kinds: dict[str, BackendKind]) -> list[PluginInfo]:
+def plugin_infos(
+    pm: pluggy.PluginManager,
+    kinds: dict[str, BackendKind],
+    operations: dict[str, RegisteredOperation] | None = None,
+) -> list[PluginInfo]:
     """Every registered plugin, sorted by name, through pluggy's public introspection API."""
+    operations = operations or {}
     distributions = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     infos = []
     for plugin in pm.get_plugins():
@@ -196,6 +271,7 @@ def plugin_infos(pm: pluggy.PluginManager, kinds: dict[str, BackendKind]) -> lis
                 version=dist.version if dist is not None else getattr(plugin, "__version__", None),
                 hooks=tuple(sorted(caller.name for caller in hook_callers)),
                 kinds=tuple(sorted(kind for kind, info in kinds.items() if info.plugin_name == name)),
+                operations=tuple(sorted(op for op, info in operations.items() if info.plugin_name == name)),
             )
         )
     return sorted(infos, key=lambda info: info.name)

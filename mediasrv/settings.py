@@ -18,6 +18,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mediasrv.signing import SigningSettings
+from mediasrv.transforms.settings import TransformSettings
+
 DEFAULT_FILE = "settings.toml"
 CONFIG_ENV = "MEDIASRV_CONFIG"
 BACKEND_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
@@ -67,6 +70,8 @@ class Settings(BaseSettings):
     plugins: list[str] = []
     server: ServerSettings = ServerSettings()
     admin: AdminSettings = AdminSettings()
+    signing: SigningSettings = SigningSettings()
+    transforms: TransformSettings = TransformSettings()
     backends: dict[str, dict[str, Any]] = {}
 
     @field_validator("backends")

@@ -146,6 +146,7 @@ def test_backend_settings_are_shown_with_secrets_masked(site: Site) -> None:
     disk = backends["disk"]["settings"]
     assert disk == {
         "kind": "local",
+        "access": "public",
         "cache_control": "public, max-age=60",
         "chunk_size": 1048576,
         "root": str(PROJECT_DIR / "media"),
