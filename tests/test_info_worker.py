@@ -16,34 +16,18 @@ import pyvips
 import thash
 from blurhash.blurhash import base83_decode
 
-from mediasrv.transforms.info import INFO_FIELDS, InfoRequest, image_info
+from generated_images import animated_gif, photo, solid, with_orientation
+from mediasrv.errors import UnprocessableImage
+from mediasrv.transforms import describe
+from mediasrv.transforms.info import INFO_FIELDS, InfoRequest
+
+MAX_PIXELS = 50_000_000
+
+
+def image_info(source: bytes, request: InfoRequest) -> dict[str, object]:
+    return describe.image_info(source, request, MAX_PIXELS)
 
 RED = (200, 30, 40)
-
-
-def photo(width: int, height: int) -> pyvips.Image:
-    """A photo-like sRGB image: smooth gradients in three bands plus some noise."""
-    xyz = pyvips.Image.xyz(width, height)
-    x, y = xyz[0], xyz[1]
-    noise = pyvips.Image.gaussnoise(width, height, sigma=12, mean=0)
-    bands = [x * (255 / width) + noise, y * (255 / height), (x + y) * (127 / (width + height)) + 64]
-    return bands[0].bandjoin(bands[1:]).cast("uchar").copy(interpretation="srgb")
-
-
-def solid(width: int, height: int, colour: tuple[int, ...]) -> pyvips.Image:
-    return (pyvips.Image.black(width, height) + list(colour)).cast("uchar").copy(interpretation="srgb")
-
-
-def with_orientation(image: pyvips.Image, orientation: int) -> bytes:
-    tagged = image.copy()
-    tagged.set_type(pyvips.GValue.gint_type, "orientation", orientation)
-    return bytes(tagged.jpegsave_buffer(Q=85, keep="exif"))
-
-
-def animated_gif(width: int, height: int, frames: int) -> bytes:
-    strip = pyvips.Image.arrayjoin([solid(width, height, (40 * i, 80, 160)) for i in range(frames)], across=1)
-    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
-    return bytes(strip.gifsave_buffer())
 
 
 def webp_data(url: str) -> bytes:
@@ -141,25 +125,32 @@ def test_info_header_fields_need_no_decode() -> None:
 
 @pytest.mark.parametrize("source", [b"plain text, not an image\n", b"\xff\xd8\xff\xe0 truncated"])
 def test_info_not_an_image_raises(source: bytes) -> None:
-    with pytest.raises(pyvips.Error):
+    with pytest.raises(UnprocessableImage):
         image_info(source, InfoRequest())
 
 
 def test_info_truncated_jpeg_placeholders_raise() -> None:
     source = bytes(photo(300, 200).jpegsave_buffer())
-    with pytest.raises(pyvips.Error):
+    with pytest.raises(UnprocessableImage, match="not a decodable image"):
         image_info(source[: len(source) // 2], InfoRequest(fields=("blurhash",)))
+
+
+def test_info_over_max_pixels_is_refused_from_the_header() -> None:
+    source = bytes(photo(300, 200).jpegsave_buffer())
+    with pytest.raises(UnprocessableImage, match="max_source_pixels"):
+        describe.image_info(source, InfoRequest(fields=("width",)), max_pixels=300 * 200 - 1)
 
 
 CHILD = textwrap.dedent(
     """
     import json, resource, sys, time
-    from mediasrv.transforms.info import InfoRequest, image_info
+    from mediasrv.transforms.describe import image_info
+    from mediasrv.transforms.info import InfoRequest
     source = open(sys.argv[1], "rb").read()
-    image_info(source[:0] or open(sys.argv[2], "rb").read(), InfoRequest())  # imports and libvips warmed up
+    image_info(open(sys.argv[2], "rb").read(), InfoRequest(), 50_000_000)  # imports and libvips warmed up
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
-    info = image_info(source, InfoRequest())
+    info = image_info(source, InfoRequest(), 50_000_000)
     print(json.dumps({"info": info, "seconds": time.monotonic() - started,
                       "growth_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))
     """
@@ -169,14 +160,14 @@ CHILD = textwrap.dedent(
 def test_info_50_megapixel_source_in_bounded_memory(tmp_path: Path) -> None:
     """Shrink-on-load: the placeholders of a 50 MP JPEG (150 MB decoded) cost a few MB."""
     big, small = tmp_path / "big.jpg", tmp_path / "small.jpg"
-    photo(8660, 5774).jpegsave(str(big), Q=75)
+    photo(8640, 5760).jpegsave(str(big), Q=75)  # 49.8 MP, under the default limit
     photo(64, 64).jpegsave(str(small))
     result = subprocess.run(
         [sys.executable, "-c", CHILD, str(big), str(small)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     measured = json.loads(result.stdout)
-    assert (measured["info"]["width"], measured["info"]["height"]) == (8660, 5774)
+    assert (measured["info"]["width"], measured["info"]["height"]) == (8640, 5760)
     source_kib = big.stat().st_size // 1024
     assert measured["growth_kib"] < source_kib + 64 * 1024, measured  # a full decode alone is 146 MiB
     assert measured["seconds"] < 30, measured  # a hang guard: it takes well under a second idle

@@ -1,22 +1,22 @@
-"""``?info=json``: an image's facts and placeholders, computed in a render worker.
+"""``?info=json[&fields=a,b]``: what a front end needs before an image arrives (its size and a
+placeholder), answered as a variant like any rendered one (derived ETag, 304, cacheable).
 
-Everything here runs in a worker process (submitted through ``RenderPool.submit``). The facts
-(size, format, orientation, alpha, pages) come from the image header; the placeholders
-(dominant colour, BlurHash, ThumbHash, LQIP) from one small thumbnail made with libvips'
-shrink-on-load, so a 50 MP JPEG is never decoded at full size.
+This module is light (the server process imports it); the pixels are read in a render worker
+by ``render_info``, which imports ``describe`` (libvips and the hash libraries) there.
 """
 
 from __future__ import annotations
 
-import base64
-from collections import Counter
-from collections.abc import Sequence
+import json
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import blurhash
-import pyvips
-import thash
+from mediasrv.errors import InvalidTransform
+
+if TYPE_CHECKING:
+    from mediasrv.transforms.engine import RenderPlan, RenderResult
 
 INFO_FIELDS: tuple[str, ...] = (
     "width",
@@ -33,157 +33,86 @@ INFO_FIELDS: tuple[str, ...] = (
 )
 PLACEHOLDER_FIELDS = frozenset({"dominant_color", "blurhash", "thumbhash", "lqip"})
 DEFAULT_BLURHASH_COMPONENTS = (4, 3)
-
-# The libvips loader that read an image, to the format name a client knows.
-_LOADER_FORMATS = {
-    "jpegload": "jpeg",
-    "pngload": "png",
-    "webpload": "webp",
-    "gifload": "gif",
-    "svgload": "svg",
-    "tiffload": "tiff",
-}
-# EXIF orientations 5 to 8 turn the image a quarter: width and height swap once applied.
-_TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+CONTENT_TYPE = "application/json"
 
 InfoDocument = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class InfoRequest:
-    """What ``?info=json`` asked for: the fields (all, unless ``fields=`` names some), in the
-    order of INFO_FIELDS, and the BlurHash's components across and down (1 to 9 each)."""
+    """What ``?info=json`` asks for: the fields (all, unless ``fields=`` names some) in the
+    order of INFO_FIELDS, the BlurHash's components across and down (1 to 9 each), and whether
+    it is about the rendered variant (transform parameters given) or the source itself."""
 
     fields: tuple[str, ...] = INFO_FIELDS
     blurhash_components: tuple[int, int] = DEFAULT_BLURHASH_COMPONENTS
+    of_variant: bool = False
 
     @property
     def wants_placeholders(self) -> bool:
         return not PLACEHOLDER_FIELDS.isdisjoint(self.fields)
 
-
-class Thumbnail:
-    """The sizes placeholders are made at. ThumbHash is defined on at most 100x100 and BlurHash's
-    authors encode from a few dozen pixels: 32 px gives both their detail at a few ms of pure
-    Python each; the LQIP is a WebP of at most 32 px, re-encoded smaller until it fits."""
-
-    size = 64  # made once from the source, by shrink-on-load
-    hash_size = 32
-    lqip_attempts: tuple[tuple[int, int], ...] = ((32, 50), (24, 40), (16, 30), (8, 20))  # (px, quality)
-    lqip_limit = 1024  # bytes of the whole data: URL
+    @property
+    def canonical(self) -> str:
+        """The document asked for as text, for the derived ETag and the access log."""
+        text = "info=json" if self.fields == INFO_FIELDS else f"info=json&fields={','.join(self.fields)}"
+        if "blurhash" in self.fields:
+            text += "&blurhash={}x{}".format(*self.blurhash_components)
+        return text
 
 
-def image_info(source: bytes, request: InfoRequest) -> InfoDocument:
-    """The fields ``request`` asks for, about the encoded image ``source``.
-
-    Raises pyvips.Error when ``source`` is no image libvips can read (or is truncated).
-    """
-    header = pyvips.Image.new_from_buffer(source, "", access="sequential")
-    facts = describe_header(header, len(source))
-    if request.wants_placeholders:
-        facts |= placeholders(thumbnail(source), request)
-    return {name: facts[name] for name in request.fields}
-
-
-def describe_header(header: pyvips.Image, size: int) -> InfoDocument:
-    """Width and height as displayed (after the EXIF orientation), format, orientation, alpha,
-    frames and the encoded size, from a header-only image (nothing decoded)."""
-    orientation = _int_field(header, "orientation", 1)
-    width, height = header.width, _int_field(header, "page-height", header.height)
-    if orientation in _TRANSPOSING_ORIENTATIONS:
-        width, height = height, width
-    return {
-        "width": width,
-        "height": height,
-        "format": image_format(header),
-        "orientation": orientation,
-        "has_alpha": bool(header.hasalpha()),
-        "pages": _int_field(header, "n-pages", 1),
-        "bytes": size,
-    }
+def parse_info_query(
+    query_items: Iterable[tuple[str, str]], blurhash_components: tuple[int, int] = DEFAULT_BLURHASH_COMPONENTS
+) -> InfoRequest | None:
+    """The info a query asks for, or None without ``info``; InvalidTransform (400) naming
+    ``info`` or ``fields`` when either is repeated or has a value it cannot have."""
+    given: dict[str, str] = {}
+    for name, value in query_items:
+        if name in ("info", "fields"):
+            if name in given:
+                raise InvalidTransform(name, "given more than once")
+            given[name] = value
+    if "info" not in given:
+        if "fields" in given:
+            raise InvalidTransform("fields", "only applies with info=json")
+        return None
+    if given["info"] != "json":
+        raise InvalidTransform("info", "must be json")
+    if "fields" not in given:
+        return InfoRequest(blurhash_components=blurhash_components)
+    return InfoRequest(_fields(given["fields"]), blurhash_components)
 
 
-def image_format(header: pyvips.Image) -> str:
-    """``jpeg``, ``png``, ``webp``, ``gif``, ``avif``, ``heic``, ``svg`` or ``tiff``."""
-    loader = str(header.get("vips-loader")).removesuffix("_buffer").removesuffix("_source")
-    if loader == "heifload":
-        compression = header.get("heif-compression") if header.get_typeof("heif-compression") else "av1"
-        return "avif" if compression == "av1" else "heic"
-    return _LOADER_FORMATS.get(loader, loader.removesuffix("load"))
+def _fields(text: str) -> tuple[str, ...]:
+    names = {name.strip() for name in text.split(",")}
+    unknown = sorted(names - set(INFO_FIELDS))
+    if unknown:
+        raise InvalidTransform("fields", f"unknown field {unknown[0]!r} (known: {', '.join(INFO_FIELDS)})")
+    return tuple(name for name in INFO_FIELDS if name in names)
 
 
-def thumbnail(source: bytes) -> pyvips.Image:
-    """The first frame, oriented, in 8-bit sRGB with an alpha band, at most Thumbnail.size
-    pixels on its longer side, held in memory (it is read several times)."""
-    image = pyvips.Image.thumbnail_buffer(
-        source, Thumbnail.size, height=Thumbnail.size, size="down", option_string="fail_on=truncated"
+def render_info(source: bytes, plan: RenderPlan) -> RenderResult:
+    """``plan.info``'s document as a rendered variant (JSON bytes), in a render worker: about
+    the source itself, or about what ``plan`` renders from it when ``plan.info.of_variant``."""
+    from mediasrv.transforms import describe, engine
+
+    engine.configure()
+    request = plan.info
+    if request is None:
+        raise ValueError("render_info needs a plan with an info request")
+    started = time.perf_counter()
+    if request.of_variant:
+        rendered = engine.render(source, plan)
+        # The variant has no EXIF orientation left and is within max_dimension: read it whole.
+        document = describe.image_info(rendered.body, request, max_pixels=rendered.width * rendered.height)
+    else:
+        document = describe.image_info(source, request, plan.max_source_pixels)
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return engine.RenderResult(
+        body=body,
+        content_type=CONTENT_TYPE,
+        format="json",
+        width=int(document.get("width", 0)),
+        height=int(document.get("height", 0)),
+        transform_seconds=time.perf_counter() - started,
     )
-    image = image.colourspace("srgb")  # CMYK, grey and 16-bit sources alike become 8-bit sRGB
-    if not image.hasalpha():
-        image = image.bandjoin(255)
-    return image.copy_memory()
-
-
-def placeholders(image: pyvips.Image, request: InfoRequest) -> InfoDocument:
-    """The placeholder fields ``request`` asks for, from an 8-bit sRGBA ``thumbnail``."""
-    wanted = PLACEHOLDER_FIELDS.intersection(request.fields)
-    found: InfoDocument = {}
-    if "dominant_color" in wanted:
-        found["dominant_color"] = dominant_color(_pixels(image), image.width * image.height)
-    if wanted & {"blurhash", "thumbhash"}:
-        small = image.thumbnail_image(Thumbnail.hash_size, height=Thumbnail.hash_size, size="down")
-        if "blurhash" in wanted:
-            found["blurhash"] = blur_hash(small, request.blurhash_components)
-        if "thumbhash" in wanted:
-            found["thumbhash"] = thumb_hash(small)
-    if "lqip" in wanted:
-        found["lqip"] = lqip(image)
-    return found
-
-
-def dominant_color(rgba: bytes, count: int) -> str:
-    """``#rrggbb``: the mean of the most common colour cell (16 levels a channel) among the
-    visible pixels (alpha at least half), or among all when none is visible."""
-    visible = [i * 4 for i in range(count) if rgba[i * 4 + 3] >= 128] or [i * 4 for i in range(count)]
-    cells = Counter((rgba[i] >> 4, rgba[i + 1] >> 4, rgba[i + 2] >> 4) for i in visible)
-    cell = cells.most_common(1)[0][0]
-    members = [i for i in visible if (rgba[i] >> 4, rgba[i + 1] >> 4, rgba[i + 2] >> 4) == cell]
-    mean = [round(sum(rgba[i + band] for i in members) / len(members)) for band in range(3)]
-    return "#" + "".join(f"{value:02x}" for value in mean)
-
-
-def blur_hash(image: pyvips.Image, components: tuple[int, int]) -> str:
-    """The BlurHash of an sRGBA image, flattened on white (BlurHash has no alpha)."""
-    flat = image.flatten(background=[255, 255, 255]).cast("uchar")
-    data, width = _pixels(flat), flat.width
-    rows = [
-        [list(data[(y * width + x) * 3 : (y * width + x) * 3 + 3]) for x in range(width)] for y in range(flat.height)
-    ]
-    encoded: str = blurhash.encode(rows, components_x=components[0], components_y=components[1])
-    return encoded
-
-
-def thumb_hash(image: pyvips.Image) -> str:
-    """The ThumbHash of an sRGBA image of at most 100x100, in standard base64."""
-    hashed: Sequence[int] = thash.rgba_to_thumb_hash(image.width, image.height, list(_pixels(image)))
-    return base64.b64encode(bytes(hashed)).decode("ascii")
-
-
-def lqip(image: pyvips.Image) -> str:
-    """A ``data:image/webp;base64,...`` URL of a tiny WebP of ``image``, under Thumbnail.lqip_limit
-    bytes: the largest of Thumbnail.lqip_attempts that fits."""
-    url = ""
-    for size, quality in Thumbnail.lqip_attempts:
-        small = image.thumbnail_image(size, height=size, size="down")
-        url = "data:image/webp;base64," + base64.b64encode(small.webpsave_buffer(Q=quality, keep="none")).decode()
-        if len(url) < Thumbnail.lqip_limit:
-            break
-    return url
-
-
-def _pixels(image: pyvips.Image) -> bytes:
-    return bytes(image.write_to_memory())
-
-
-def _int_field(image: pyvips.Image, name: str, default: int) -> int:
-    return int(image.get(name)) if image.get_typeof(name) else default
