@@ -14,6 +14,7 @@ from mediasrv import __version__
 from mediasrv.accesslog import AccessLog
 from mediasrv.admin import admin_app
 from mediasrv.configuration import Configuration, load_configuration
+from mediasrv.demo import DemoPage
 from mediasrv.health import HealthMonitor
 from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
@@ -76,6 +77,9 @@ def create_app(configuration: Configuration) -> FastAPI:
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
     app.router.routes.extend(probe_routes(monitor, metrics))
+    if settings.server.demo:
+        demo = DemoPage(registry, settings.server.demo_backend, images.describe)
+        app.add_route("/demo/", demo.handle, methods=["GET", "HEAD"])
     app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value(), settings.signing))
     app.add_middleware(NoSniffMiddleware)
     app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log)

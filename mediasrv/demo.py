@@ -18,17 +18,19 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from mediasrv.backend import StorageBackend
 from mediasrv.errors import MediaError
 from mediasrv.registry import BackendRegistry
+from mediasrv.responses import error_response
 from mediasrv.settings import ConfigError
 from mediasrv.transforms.info import InfoDocument
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"})
 PLACEHOLDER_FIELDS = ("width", "height", "format", "bytes", "dominant_color", "blurhash", "thumbhash", "lqip")
-WIDTHS = (320, 640, 1280)  # the srcset's candidates, each capped at the image's own width
-SIZES = "(max-width: 680px) 100vw, 640px"
+MAX_WIDTH = 1280  # the srcset's largest candidate; the others are a half and a quarter of it
+COLUMN = 640  # CSS pixels the page's column is wide
 
-Describe = Callable[[str, str, tuple[str, ...]], Awaitable[InfoDocument]]
+Describe = Callable[[StorageBackend, str, tuple[str, ...]], Awaitable[InfoDocument]]
 """``describe(backend, key, fields)``: the ``?info=json`` document of one image."""
 
 
@@ -45,8 +47,15 @@ class Sample:
 
     @property
     def widths(self) -> list[int]:
-        own = int(self.info["width"])
-        return sorted({min(width, own) for width in WIDTHS})
+        """Three widths, never above the image's own (a render never enlarges by default)."""
+        largest = min(MAX_WIDTH, int(self.info["width"]))
+        return sorted({max(1, largest // 4), max(1, largest // 2), largest})
+
+    @property
+    def sizes(self) -> str:
+        """How wide the image is shown: the column, or its own width when it is narrower."""
+        shown = min(COLUMN, int(self.info["width"]))
+        return f"(max-width: {COLUMN + 40}px) 100vw, {shown}px"
 
 
 class DemoPage:
@@ -54,15 +63,20 @@ class DemoPage:
     (the info is rendered in the workers; the result cache keeps it when configured)."""
 
     def __init__(self, registry: BackendRegistry, backend: str, describe: Describe) -> None:
+        self.registry = registry
         self.backend = backend
         self.folder = demo_folder(registry, backend)
         self.describe = describe
 
     async def handle(self, request: Request) -> Response:
+        try:
+            backend = self.registry.get(self.backend)
+        except MediaError as exc:
+            return error_response(exc)
         samples = []
         for key in image_keys(self.folder):
             try:
-                samples.append(Sample(self.backend, key, await self.describe(self.backend, key, PLACEHOLDER_FIELDS)))
+                samples.append(Sample(self.backend, key, await self.describe(backend, key, PLACEHOLDER_FIELDS)))
             except MediaError:
                 continue  # a file that is no image (or too big) is left out, not a broken page
         return HTMLResponse(render_demo_page(samples), headers={"cache-control": "no-cache"})
@@ -113,7 +127,7 @@ def render_demo_page(samples: list[Sample]) -> str:
 </head>
 <body>
 <h1>mediasrv demo</h1>
-<p>Each image below is one <code>&lt;img srcset&gt;</code> at {len(WIDTHS)} widths with
+<p>Each image below is one <code>&lt;img srcset&gt;</code> at three widths with
 <code>format=auto</code>: your browser picks the width, and mediasrv the best format its
 <code>Accept</code> header allows. Until the image arrives, its box already has the right
 aspect ratio and shows the LQIP and dominant colour from <code>?info=json</code>.</p>
@@ -128,14 +142,15 @@ def _figure(sample: Sample) -> str:
     width, height = int(info["width"]), int(info["height"])
     srcset = ", ".join(f"{escape(sample.url(w))} {w}w" for w in sample.widths)
     frame_style = (
-        f"aspect-ratio: {width} / {height}; background-color: {escape(str(info['dominant_color']))};"
+        f"aspect-ratio: {width} / {height}; max-width: {width}px;"
+        f" background-color: {escape(str(info['dominant_color']))};"
         f" background-image: url({escape(str(info['lqip']))})"
     )
     info_url = f"/media/{quote(sample.backend)}/{quote(sample.key)}?info=json"
     return f"""<figure>
 <div class="frame placeholder" style="{frame_style}" data-width="{width}" data-height="{height}"
  data-blurhash="{escape(str(info["blurhash"]))}" data-thumbhash="{escape(str(info["thumbhash"]))}">
-<img src="{escape(sample.url(sample.widths[len(sample.widths) // 2]))}" srcset="{srcset}" sizes="{SIZES}"
+<img src="{escape(sample.url(sample.widths[len(sample.widths) // 2]))}" srcset="{srcset}" sizes="{sample.sizes}"
  width="{width}" height="{height}" alt="{escape(sample.key)}" decoding="async"
  onload="this.parentElement.classList.add('loaded')">
 </div>

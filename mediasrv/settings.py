@@ -44,6 +44,8 @@ class ServerSettings(BaseModel):
     send_timeout: float = Field(default=60, gt=0, description="seconds a client may accept no bytes")
     shutdown_timeout: int = Field(default=10, ge=0, description="seconds open streams get on shutdown")
     access_log: bool = Field(default=True, description="one JSON line per request on stdout")
+    demo: bool = Field(default=False, description="GET /demo/: the images of demo_backend, as a front end shows them")
+    demo_backend: str = Field(default="local", description="the folder (local) backend /demo/ lists")
 
 
 class AdminSettings(BaseModel):

@@ -4,6 +4,7 @@ source bytes, the render in the pool, and HTTP semantics on the rendered bytes."
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
@@ -29,8 +30,8 @@ from mediasrv.responses import Headers, MediaResponse, close_chunks, object_head
 from mediasrv.signing import Signer
 from mediasrv.transforms import engine
 from mediasrv.transforms.engine import RenderPlan, RenderResult
-from mediasrv.transforms.info import InfoRequest, parse_info_query, render_info
-from mediasrv.transforms.negotiation import format_token
+from mediasrv.transforms.info import InfoDocument, InfoRequest, parse_info_query, render_info
+from mediasrv.transforms.negotiation import SOURCE, format_token
 from mediasrv.transforms.operations import Operation
 from mediasrv.transforms.options import TransformOptions, parse_transform_query
 from mediasrv.transforms.pool import RenderPool
@@ -116,6 +117,16 @@ class ImageService:
         result = await self._render_variant(source, self.plan(options, token, backend.name, info_request))
         variant = replace(variant, size=len(result.body))
         return self._variant_response(request, backend, key, conditions, variant, result, vary)
+
+    async def describe(self, backend: StorageBackend, key: str, fields: tuple[str, ...]) -> InfoDocument:
+        """The ``?info=json&fields=...`` document of a source, through the same seams as a
+        request (so a result cache keeps it too), for pages the server renders itself."""
+        info_request = InfoRequest(fields, self.settings.blurhash_components)
+        info = await guarded(backend, backend.stat(key))
+        source = await self._timed_fetch(backend, key, info)
+        plan = self.plan(TransformOptions(needs_signature=False), SOURCE, backend.name, info_request)
+        document: InfoDocument = json.loads((await self._render_variant(source, plan)).body)
+        return document
 
     def variant_info(
         self, info: ObjectInfo, options: TransformOptions, token: str, info_request: InfoRequest | None = None
