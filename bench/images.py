@@ -28,10 +28,10 @@ def photo(width: int, height: int, seed: int) -> pyvips.Image:
     return red.bandjoin([green, blue]).cast("uchar").copy(interpretation="srgb")
 
 
-def write_photos(folder: Path) -> list[str]:
-    """The photo-like JPEGs, as photo-N.jpg in ``folder``; their names."""
+def write_photos(folder: Path, count: int = len(PHOTO_SIZES)) -> list[str]:
+    """The first ``count`` photo-like JPEGs, as photo-N.jpg in ``folder``; their names."""
     names = []
-    for seed, (width, height) in enumerate(PHOTO_SIZES):
+    for seed, (width, height) in enumerate(PHOTO_SIZES[:count]):
         name = f"photo-{seed}.jpg"
         photo(width, height, seed).jpegsave(str(folder / name), Q=85)
         names.append(name)

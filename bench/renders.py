@@ -40,10 +40,11 @@ class RenderPlan:
     seconds: int
     memory_seconds: int
     huge: bool  # False (smoke): the memory row uses a 2-4 MP photo instead of 50 MP
+    photos: int  # how many of images.PHOTO_SIZES
 
 
-FULL = RenderPlan(runs=3, seconds=4, memory_seconds=6, huge=True)
-SMOKE = RenderPlan(runs=1, seconds=1, memory_seconds=1, huge=False)
+FULL = RenderPlan(runs=3, seconds=4, memory_seconds=6, huge=True, photos=len(images.PHOTO_SIZES))
+SMOKE = RenderPlan(runs=1, seconds=1, memory_seconds=1, huge=False, photos=2)
 
 
 @dataclass
@@ -68,7 +69,7 @@ def processes() -> int:
 
 def make_sources(folder: Path, plan: RenderPlan) -> Sources:
     folder.mkdir(mode=0o755, exist_ok=True)
-    photos = images.write_photos(folder)
+    photos = images.write_photos(folder, plan.photos)
     huge = images.write_huge(folder) if plan.huge else photos[0]
     return Sources(folder, photos, huge, images.write_bomb(folder))
 
