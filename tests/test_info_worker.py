@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ import pyvips
 import thash
 from blurhash.blurhash import base83_decode
 
+from conftest import PROJECT_DIR
 from generated_images import animated_gif, photo, solid, with_orientation
 from mediasrv.errors import UnprocessableImage
 from mediasrv.transforms import describe
@@ -171,3 +173,11 @@ def test_info_50_megapixel_source_in_bounded_memory(tmp_path: Path) -> None:
     source_kib = big.stat().st_size // 1024
     assert measured["growth_kib"] < source_kib + 64 * 1024, measured  # a full decode alone is 146 MiB
     assert measured["seconds"] < 30, measured  # a hang guard: it takes well under a second idle
+
+
+def test_readme_info_example_is_the_real_document() -> None:
+    """The README's ?info=json response is what the repository's sample gives, byte for byte."""
+    readme = (PROJECT_DIR / "README.md").read_text()
+    block = next(block for block in re.findall(r"```json\n(.*?)```", readme, re.DOTALL) if '"blurhash"' in block)
+    source = (PROJECT_DIR / "media" / "landscape.jpg").read_bytes()
+    assert json.loads(block) == image_info(source, InfoRequest())
