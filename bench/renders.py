@@ -16,7 +16,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import images, load
+from bench import load
+from bench import sources as source_files
 from bench.floor import measure_floor
 from bench.report import MIB, Row, Section, Target
 from bench.servers import Process, spawn_mediasrv, spawn_thumbor, spawn_uvicorn
@@ -40,10 +41,10 @@ class RenderPlan:
     seconds: int
     memory_seconds: int
     huge: bool  # False (smoke): the memory row uses a 2-4 MP photo instead of 50 MP
-    photos: int  # how many of images.PHOTO_SIZES
+    photos: int  # how many of source_files.PHOTO_SIZES
 
 
-FULL = RenderPlan(runs=3, seconds=3, memory_seconds=6, huge=True, photos=len(images.PHOTO_SIZES))
+FULL = RenderPlan(runs=3, seconds=3, memory_seconds=6, huge=True, photos=len(source_files.PHOTO_SIZES))
 SMOKE = RenderPlan(runs=1, seconds=1, memory_seconds=1, huge=False, photos=2)
 
 
@@ -69,9 +70,9 @@ def processes() -> int:
 
 def make_sources(folder: Path, plan: RenderPlan) -> Sources:
     folder.mkdir(mode=0o755, exist_ok=True)
-    photos = images.write_photos(folder, plan.photos)
-    huge = images.write_huge(folder) if plan.huge else photos[0]
-    return Sources(folder, photos, huge, images.write_bomb(folder))
+    photos = source_files.write_photos(folder, plan.photos)
+    huge = source_files.write_huge(folder) if plan.huge else photos[0]
+    return Sources(folder, photos, huge, source_files.write_bomb(folder))
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -114,6 +115,8 @@ def load_settings(path: Path, overrides: dict[str, Any] | None = None) -> Settin
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+    except SettingsError as exc:  # an environment variable holding a list or table that isn't JSON
+        raise ConfigError(f"{path}: {exc} (a list or table in the environment is JSON)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     finally:

@@ -4,12 +4,13 @@ A signed URL carries ``sig`` (by convention its last query parameter) and option
 (Unix seconds; expired means now > exp). ``sig`` is
 ``base64url_nopad(HMAC-SHA256(key, canonical))`` where ``canonical`` is
 
-    encode_path(percent_decode(path)) + "?" + "&".join(sorted(
-        encode(name) + "=" + encode(value) for every query parameter except sig))
+    encode_path(percent_decode(path)) + "?" + "&".join(
+        name + "=" + value for name, value in sorted(
+            (encode(name), encode(value)) for every query parameter except sig))
 
 ``encode`` percent-encodes every UTF-8 byte except ``A-Z a-z 0-9 - . _ ~`` as ``%XX`` (upper
 case hex), ``encode_path`` the same but keeps ``/``. Query names and values are taken decoded
-(``+`` is a space), and sorted as the encoded ASCII strings, by name then value. The README
+(``+`` is a space); the pairs sort by encoded name, then encoded value (ASCII). The README
 spells out the rule with a worked example; everything here must keep to it, because other
 languages sign URLs that this module verifies.
 """
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 SIGNATURE_PARAMETER = "sig"
 EXPIRY_PARAMETER = "exp"
-RESERVED_PARAMETERS = frozenset({SIGNATURE_PARAMETER, EXPIRY_PARAMETER})
+RESERVED_PARAMETERS = frozenset({SIGNATURE_PARAMETER, EXPIRY_PARAMETER})  # no other feature reads these
 MIN_KEY_BYTES = 32
 
 Query = Sequence[tuple[str, str]]
@@ -98,6 +99,8 @@ class Signer:
         (an absolute expiry), and giving ``expires`` as well is a ValueError.
         """
         parts = urlsplit(url_or_path)
+        if not parts.path.startswith("/") and not (parts.netloc and not parts.path):
+            raise ValueError(f"sign a URL or a path starting with '/', not {url_or_path!r}")
         query = [(name, value) for name, value in parse_query(parts.query) if name != SIGNATURE_PARAMETER]
         if expires is not None:
             if any(name == EXPIRY_PARAMETER for name, _ in query):
@@ -127,7 +130,8 @@ class Signer:
     def require(self, request: Request) -> None:
         """Raise SignatureRejected unless ``request``'s URL is validly signed and unexpired."""
         raw_path = request.scope.get("raw_path")
-        path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else request.scope["path"]
+        # raw_path is optional in ASGI; without it, re-encode the decoded path.
+        path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else quote(request.scope["path"], safe="/")
         verdict = self.verify(path, request.query_params.multi_items())
         if verdict is not Verdict.VALID:
             raise SignatureRejected(_REJECTION_KINDS[verdict])

@@ -16,7 +16,7 @@ import pyvips
 
 from browser import Page, chromium
 from conftest import Server, get, start_server
-from generated_images import photo, with_orientation
+from images import jpeg, photo
 
 # name -> (width, height) as displayed
 IMAGES = {"wide.jpg": (1600, 1000), "turned.jpg": (800, 1200), "cutout.png": (600, 400)}
@@ -49,7 +49,7 @@ def demo_server(tmp_path: Path) -> Any:
     media = tmp_path / "media"
     media.mkdir()
     (media / "wide.jpg").write_bytes(bytes(photo(1600, 1000).jpegsave_buffer(Q=85)))
-    (media / "turned.jpg").write_bytes(with_orientation(photo(1200, 800), 6))
+    (media / "turned.jpg").write_bytes(jpeg(1200, 800, orientation=6))
     cutout = photo(600, 400).bandjoin((pyvips.Image.xyz(600, 400)[0] * 0.4).cast("uchar"))
     (media / "cutout.png").write_bytes(bytes(cutout.pngsave_buffer()))
     (media / "readme.txt").write_text("not an image: not listed\n")

@@ -13,7 +13,7 @@ import pytest
 import pyvips
 
 from conftest import Server, get, start_server
-from generated_images import photo, solid, with_orientation
+from images import jpeg, solid
 from mediasrv.signing import sign_url
 from mediasrv.transforms.info import INFO_FIELDS
 
@@ -38,7 +38,7 @@ cache_control = "public, max-age=60"
 def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("info") / "media"
     folder.mkdir()
-    (folder / "turned.jpg").write_bytes(with_orientation(photo(300, 200), 6))
+    (folder / "turned.jpg").write_bytes(jpeg(300, 200, orientation=6))
     (folder / "red.png").write_bytes(bytes(solid(160, 90, (200, 30, 40)).pngsave_buffer()))
     (folder / "notes.jpg").write_text("not an image at all\n")
     return folder

@@ -18,7 +18,7 @@ import thash
 from blurhash.blurhash import base83_decode
 
 from conftest import PROJECT_DIR
-from generated_images import animated_gif, photo, solid, with_orientation
+from images import animated_gif, jpeg, photo, solid
 from mediasrv.errors import UnprocessableImage
 from mediasrv.transforms import describe
 from mediasrv.transforms.info import INFO_FIELDS, InfoRequest
@@ -39,7 +39,7 @@ def webp_data(url: str) -> bytes:
 
 
 def test_info_jpeg_orientation_6_reports_displayed_size() -> None:
-    source = with_orientation(photo(300, 200), 6)
+    source = jpeg(300, 200, orientation=6)
     info = image_info(source, InfoRequest())
     assert list(info) == list(INFO_FIELDS)
     assert (info["width"], info["height"]) == (200, 300)
@@ -99,7 +99,7 @@ def test_info_fully_transparent_image_still_has_a_colour() -> None:
 
 
 def test_info_animated_gif_counts_frames() -> None:
-    info = image_info(animated_gif(40, 30, 3), InfoRequest(fields=("width", "height", "format", "pages")))
+    info = image_info(animated_gif(40, 30), InfoRequest(fields=("width", "height", "format", "pages")))
     assert info == {"width": 40, "height": 30, "format": "gif", "pages": 3}
 
 

@@ -12,6 +12,7 @@ import httpx
 from conftest import PROJECT_DIR, start_server
 from mediasrv.redaction import MASK
 from mediasrv.settings import AdminSettings, ServerSettings
+from mediasrv.transforms.settings import TransformSettings
 from mediasrv_http import HttpSettings
 from mediasrv_s3 import S3Settings
 
@@ -70,3 +71,11 @@ def test_readme_admin_backends_example_has_the_served_shape() -> None:
     assert set(backends[1]["settings"]) == set(S3Settings.model_fields)
     assert set(backends[2]["settings"]) == set(HttpSettings.model_fields)
     assert backends[1]["settings"]["secret_access_key"] == MASK
+
+
+def test_readme_and_settings_toml_show_every_transforms_key() -> None:
+    for text in (code_block("toml", "[transforms]"), (PROJECT_DIR / "settings.toml").read_text()):
+        document = tomllib.loads(text)
+        assert set(document["transforms"]) == set(TransformSettings.model_fields)
+        TransformSettings.model_validate(document["transforms"])
+    assert tomllib.loads((PROJECT_DIR / "settings.toml").read_text())["transforms"]["allow_unsigned"] is True

@@ -6,10 +6,11 @@ import base64
 import hashlib
 import hmac
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from pydantic import ValidationError
+from starlette.requests import Request
 
 import mediasrv
 from mediasrv.errors import Forbidden, SignatureRejected
@@ -143,6 +144,16 @@ def test_signing_sign_replaces_an_old_sig_and_refuses_two_expiries() -> None:
         sign_url(f"/media/b/k.jpg?exp={NOW}", KEY, expires=60)
 
 
+@pytest.mark.parametrize("url", ["media/b/k.jpg", "k.jpg?v=1", ""])
+def test_signing_sign_refuses_a_relative_path(url: str) -> None:
+    with pytest.raises(ValueError, match="starting with '/'"):
+        sign_url(url, KEY)
+
+
+def test_signing_sign_of_a_bare_origin_signs_the_root_path() -> None:
+    assert sign_url("https://cdn.example.com", KEY).startswith("https://cdn.example.com/?sig=")
+
+
 def test_signing_wrong_key_is_invalid() -> None:
     assert verdict(sign_url("/media/b/k.jpg", "w" * 32)) is Verdict.INVALID
 
@@ -211,3 +222,38 @@ def test_signing_public_names_are_importable_from_mediasrv() -> None:
     for name in ("Signer", "Verdict", "sign_url", "Forbidden", "SignatureRejected"):
         assert name in mediasrv.__all__
         assert getattr(mediasrv, name) is not None
+
+
+def request_for(path_and_query: str, raw: bool = True) -> Request:
+    """A Starlette request as an ASGI server would give it (``raw_path`` is optional in ASGI)."""
+    raw_path, _, query = path_and_query.partition("?")
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": unquote(raw_path),
+        "query_string": query.encode(),
+        "headers": [],
+    }
+    if raw:
+        scope["raw_path"] = raw_path.encode()
+    return Request(scope)
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_signing_require_accepts_a_signed_request_with_or_without_raw_path(raw: bool) -> None:
+    signed = sign_url("/media/b/a b/é%.jpg?caption=ça va", KEY)
+    Signer([KEY]).require(request_for(signed, raw))
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("/media/b/k.jpg?v=1", "signature_missing"),
+        (sign_url("/media/b/k.jpg", KEY) + "&v=1", "signature_invalid"),
+        (sign_url("/media/b/k.jpg?exp=1", KEY), "signature_expired"),
+    ],
+)
+def test_signing_require_raises_the_rejection_kind(url: str, kind: str) -> None:
+    with pytest.raises(SignatureRejected) as caught:
+        Signer([KEY]).require(request_for(url))
+    assert caught.value.kind == kind

@@ -52,6 +52,7 @@ class RenderPool:
 
     retry_after = 1  # seconds, in the 503's Retry-After
     stop_timeout = 5.0
+    start_timeout = 60.0  # seconds a fresh worker may take to import and set up
 
     def __init__(
         self,
@@ -111,7 +112,10 @@ class RenderPool:
         """
         worker = await self._take()
         assert self._threads is not None
-        future = asyncio.get_running_loop().run_in_executor(self._threads, worker.call, func, args)
+        loop = asyncio.get_running_loop()
+        if not worker.ready:  # a fresh worker's start-up is not the render's time
+            await self._wait_ready(worker)
+        future = loop.run_in_executor(self._threads, worker.call, func, args)
         future.add_done_callback(partial(self._returned, worker))
         try:
             async with asyncio.timeout(self.timeout):
@@ -128,6 +132,18 @@ class RenderPool:
             raise value
         logger.error("render %s failed in worker %d: %s", getattr(func, "__qualname__", func), worker.pid, value)
         raise RenderCrashed()
+
+    async def _wait_ready(self, worker: _Worker) -> None:
+        assert self._threads is not None
+        ready = asyncio.get_running_loop().run_in_executor(self._threads, worker.wait_ready, self.start_timeout)
+        try:
+            await asyncio.shield(ready)
+        except asyncio.CancelledError:
+            ready.add_done_callback(partial(self._returned, worker))  # back to the pool once up
+            raise
+        except (EOFError, OSError, TimeoutError):
+            self._returned_dead(worker)
+            raise RenderUnavailable(WORKER_DIED, "render worker failed to start; try again") from None
 
     async def _take(self) -> _Worker:
         if self._stopping or self._threads is None:
@@ -150,17 +166,23 @@ class RenderPool:
                 self._waiters.remove(waiter)
             self._queue_depth()
 
-    def _returned(self, worker: _Worker, future: asyncio.Future[tuple[str, Any]]) -> None:
+    def _returned(self, worker: _Worker, future: asyncio.Future[Any]) -> None:
         """A call ended: the worker goes back, or a fresh one takes the place of a dead one."""
         failed = future.cancelled() or future.exception() is not None  # retrieved: no "never retrieved" log
         if self._stopping or worker not in self._workers:
             return
         if failed or not worker.alive():
             logger.warning("render worker %d died or was killed; starting another", worker.pid)
-            self._workers.discard(worker)
-            worker.discard()
-            worker = self._spawn()
-        self._release(worker)
+            self._returned_dead(worker)
+        else:
+            self._release(worker)
+
+    def _returned_dead(self, worker: _Worker) -> None:
+        if self._stopping or worker not in self._workers:
+            return
+        self._workers.discard(worker)
+        worker.discard()
+        self._release(self._spawn())
 
     def _release(self, worker: _Worker) -> None:
         while self._waiters:
@@ -190,6 +212,14 @@ class _Worker:
         child.close()  # so the parent's recv sees EOF when the worker dies
         self.connection: Connection = parent
         self.pid: int = self.process.pid
+        self.ready = False
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the worker says it has set up (in a pool thread)."""
+        if not self.connection.poll(timeout):
+            raise TimeoutError
+        self.connection.recv()
+        self.ready = True
 
     def call(self, func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
         """Send one call and wait for its answer (in a pool thread); EOFError if the worker died."""
@@ -234,6 +264,7 @@ def serve_calls(connection: Connection, initializer: Callable[[], None] | None) 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
         initializer()
+    connection.send(("ready", None))
     while True:
         try:
             job = connection.recv()

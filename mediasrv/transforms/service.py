@@ -161,26 +161,7 @@ class ImageService:
         self, options: TransformOptions, token: str, backend: str, info_request: InfoRequest | None = None
     ) -> RenderPlan:
         """The worker's instructions for these options (and the info document asked for)."""
-        settings = self.settings
-        return RenderPlan(
-            width=options.width,
-            height=options.height,
-            fit=options.fit,
-            gravity=options.gravity,
-            enlarge=options.enlarge,
-            format=options.format,
-            format_token=token,
-            quality=options.quality,
-            steps=tuple((self.operations[name].apply, value) for name, value in options.operations),
-            qualities=tuple(settings.quality.model_dump().items()),
-            avif_effort=settings.effort.avif,
-            webp_effort=settings.effort.webp,
-            max_source_pixels=settings.max_source_pixels,
-            max_dimension=settings.max_dimension,
-            animation=settings.animation,
-            backend=backend,
-            info=info_request,
-        )
+        return replace(render_plan(options, token, self.settings, self.operations, backend), info=info_request)
 
     async def _fetch_source(self, backend: StorageBackend, key: str, info: ObjectInfo) -> bytes:
         """The source's bytes, at most ``max_source_bytes`` (422 beyond, reading stops there);
@@ -258,6 +239,34 @@ class ImageService:
             connection=find_connection(request.scope),
             send_timeout=self.send_timeout,
         )
+
+
+def render_plan(
+    options: TransformOptions,
+    token: str,
+    settings: TransformSettings,
+    operations: Mapping[str, Operation],
+    backend: str = "",
+) -> RenderPlan:
+    """The worker's instructions: the options, their operations' functions, the settings that apply."""
+    return RenderPlan(
+        width=options.width,
+        height=options.height,
+        fit=options.fit,
+        gravity=options.gravity,
+        enlarge=options.enlarge,
+        format=options.format,
+        format_token=token,
+        quality=options.quality,
+        steps=tuple((operations[name].apply, value) for name, value in options.operations),
+        qualities=tuple(settings.quality.model_dump().items()),
+        avif_effort=settings.effort.avif,
+        webp_effort=settings.effort.webp,
+        max_source_pixels=settings.max_source_pixels,
+        max_dimension=settings.max_dimension,
+        animation=settings.animation,
+        backend=backend,
+    )
 
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:

@@ -3,11 +3,12 @@ one of 50 MP, and a pixel bomb (a 20000x20000 PNG of a few KB)."""
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import pyvips
+
+import bench.servers  # noqa: F401  (puts tests/ on sys.path, for the tests' image makers)
+from images import pixel_bomb_png  # noqa: E402
 
 # (width, height): 2.1 to 3.8 MP, landscape and portrait, like phone and camera photos.
 PHOTO_SIZES = ((1800, 1200), (2048, 1536), (1536, 2048), (2400, 1600), (2560, 1440), (1920, 1280))
@@ -46,17 +47,8 @@ def write_huge(folder: Path) -> str:
 
 
 def write_bomb(folder: Path) -> str:
-    """A valid 1-bit greyscale PNG of BOMB_SIDE x BOMB_SIDE (400 MP): a few tens of KB on disk,
-    1.2 GB as decoded RGB."""
-    row = b"\x00" + bytes(BOMB_SIDE // 8)  # filter byte, then a row of black pixels
-    compressor = zlib.compressobj(9)
-    data = b"".join(compressor.compress(row) for _ in range(BOMB_SIDE)) + compressor.flush()
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", BOMB_SIDE, BOMB_SIDE, 1, 0, 0, 0, 0)  # 1 bit, greyscale
+    """A valid 1-bit greyscale PNG of BOMB_SIDE x BOMB_SIDE (400 MP): 48 KB on disk, 1.2 GB as
+    decoded RGB (the tests' pixel bomb)."""
     name = "bomb.png"
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
-    (folder / name).write_bytes(png)
+    (folder / name).write_bytes(pixel_bomb_png(BOMB_SIDE))
     return name
