@@ -18,7 +18,8 @@ import thash
 from blurhash.blurhash import base83_decode
 
 from conftest import PROJECT_DIR
-from images import animated_gif, jpeg, photo, solid
+from images import RED as RED_CMYK_SOURCE
+from images import animated_gif, close_to, cmyk_jpeg, jpeg, photo, solid
 from mediasrv.errors import UnprocessableImage
 from mediasrv.transforms import describe
 from mediasrv.transforms.info import INFO_FIELDS, InfoRequest
@@ -111,6 +112,15 @@ def test_info_sixteen_bit_png_and_grey_jpeg() -> None:
         assert (info["width"], info["height"]) == (50, 40)
         assert info["dominant_color"].startswith("#") and len(info["dominant_color"]) == 7
     assert info["dominant_color"] == "#5a5a5a"
+
+
+def test_info_cmyk_jpeg_placeholders_are_srgb() -> None:
+    info = image_info(cmyk_jpeg(), InfoRequest(fields=("format", "dominant_color", "lqip")))
+    assert info["format"] == "jpeg"
+    colour = tuple(int(info["dominant_color"][i : i + 2], 16) for i in (1, 3, 5))
+    assert close_to(colour, RED_CMYK_SOURCE), colour
+    lqip = pyvips.Image.new_from_buffer(webp_data(info["lqip"]), "")
+    assert close_to(tuple(round(v) for v in lqip.getpoint(lqip.width // 2, lqip.height // 2)[:3]), RED_CMYK_SOURCE)
 
 
 def test_info_fields_limit_the_answer_in_the_canonical_order() -> None:
