@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mediasrv.backend import StorageBackend, guarded
+from mediasrv.backend import StorageBackend
+from mediasrv.backend import guarded as _guarded
 from mediasrv.chunks import SlicedChunks
 from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_range, range_applies
 from mediasrv.connections import ClientConnection, find_connection
@@ -86,7 +87,7 @@ class MediaEndpoint:
     async def _head(self, backend: StorageBackend, key: str, request: Request, record: RequestRecord) -> Response:
         started = time.perf_counter()
         try:
-            info = await guarded(backend, backend.stat(key))
+            info = await _guarded(backend, backend.stat(key))
         finally:
             record.open_seconds = time.perf_counter() - started
         check_preconditions(conditions_from_headers(request.headers), info)
@@ -117,12 +118,12 @@ class MediaEndpoint:
         self, backend: StorageBackend, key: str, byte_range: ByteRange | None, conditions: Conditions
     ) -> ObjectStream:
         try:
-            return await guarded(backend, backend.open(key, byte_range, conditions))
+            return await _guarded(backend, backend.open(key, byte_range, conditions))
         except RangeNotSatisfiable:
             if byte_range is None or conditions.if_range is None:
                 raise
         # If-Range may name an older version, in which case the range does not apply at all.
-        stream = await guarded(backend, backend.open(key, None, replace(conditions, if_range=None)))
+        stream = await _guarded(backend, backend.open(key, None, replace(conditions, if_range=None)))
         if range_applies(conditions, stream.info) and stream.info.size is not None:
             await close_chunks(stream.chunks)
             raise RangeNotSatisfiable(stream.info.size)
@@ -146,7 +147,7 @@ class MediaEndpoint:
                 byte_range = None
                 if stream.content_range is not None:  # the backend ignored If-Range: reopen whole
                     await close_chunks(stream.chunks)
-                    stream = await guarded(backend, backend.open(key, None, Conditions()))
+                    stream = await _guarded(backend, backend.open(key, None, Conditions()))
             if byte_range is not None and stream.content_range is None and stream.info.size is not None:
                 content_range = byte_range.resolve(stream.info.size)
                 stream.chunks = SlicedChunks(stream.chunks, content_range.first, content_range.length)

@@ -76,24 +76,8 @@ def _log_trace(message: str) -> None:
 
 def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
     """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind."""
-    kinds: dict[str, BackendKind] = {}
-    hooktrace = pm.trace.root.get("hook")
-
-    def registrar(plugin_name: str) -> Callable[[type[StorageBackend]], None]:
-        def register(backend_class: type[StorageBackend]) -> None:
-            kind = _check_backend_class(backend_class, plugin_name)
-            if kind in kinds:
-                other = kinds[kind].plugin_name
-                raise PluginError(
-                    f"plugin {plugin_name!r}: backend kind {kind!r} is already registered by plugin {other!r}"
-                )
-            kinds[kind] = BackendKind(backend_class, plugin_name)
-            hooktrace(f"  registered kind {kind!r}: {backend_class.__module__}.{backend_class.__qualname__}")
-
-        return register
-
-    _call_each(pm, "mediasrv_register_backends", registrar)
-    return kinds
+    found = _registrations(pm, "mediasrv_register_backends", "backend kind", "kind", _check_backend_class)
+    return {kind: BackendKind(backend_class, plugin_name) for kind, (backend_class, plugin_name) in found.items()}
 
 
 @dataclass(frozen=True)
@@ -107,44 +91,42 @@ class RegisteredOperation:
 def transform_operations(pm: pluggy.PluginManager) -> dict[str, RegisteredOperation]:
     """Every registered transform operation by parameter name, checked: an Operation with a
     module-level ``apply``, a name no other plugin, built-in parameter or reserved name has."""
-    operations: dict[str, RegisteredOperation] = {}
-    hooktrace = pm.trace.root.get("hook")
-
-    def registrar(plugin_name: str) -> Callable[[Operation], None]:
-        def register(operation: Operation) -> None:
-            name = _check_operation(operation, plugin_name)
-            if name in operations:
-                other = operations[name].plugin_name
-                raise PluginError(
-                    f"plugin {plugin_name!r}: transform {name!r} is already registered by plugin {other!r}"
-                )
-            operations[name] = RegisteredOperation(operation, plugin_name)
-            hooktrace(f"  registered transform {name!r}: {operation.apply.__module__}.{operation.apply.__qualname__}")
-
-        return register
-
-    _call_each(pm, "mediasrv_register_transforms", registrar)
-    return operations
+    found = _registrations(pm, "mediasrv_register_transforms", "transform", "transform", _check_operation)
+    return {name: RegisteredOperation(operation, plugin_name) for name, (operation, plugin_name) in found.items()}
 
 
-def _call_each(pm: pluggy.PluginManager, hook: str, registrar: Callable[[str], Callable[[Any], None]]) -> None:
-    """Call each implementation of a register hook with its own ``register`` callback.
+def _registrations(
+    pm: pluggy.PluginManager, hook: str, noun: str, trace_noun: str, check: Callable[[Any, str], str]
+) -> dict[str, tuple[Any, str]]:
+    """What each implementation of a register hook registers, by the name ``check`` gives it,
+    with the registering plugin's name; a name registered twice is a PluginError.
 
-    One at a time so that an error names its plugin (and so pluggy's hook-call tracing does
-    not see it: it is traced here).
+    Implementations are called one at a time so that an error names its plugin (and so
+    pluggy's hook-call tracing does not see them: they are traced here).
     """
+    found: dict[str, tuple[Any, str]] = {}
     hooktrace = pm.trace.root.get("hook")
     for impl in getattr(pm.hook, hook).get_hookimpls():
         if impl.hookwrapper or impl.wrapper:
             continue
+
+        def register(item: Any, plugin_name: str = impl.plugin_name) -> None:
+            name = check(item, plugin_name)
+            if name in found:
+                other = found[name][1]
+                raise PluginError(f"plugin {plugin_name!r}: {noun} {name!r} is already registered by plugin {other!r}")
+            found[name] = (item, plugin_name)
+            function = item.apply if isinstance(item, Operation) else item  # what the name stands for
+            hooktrace(f"  registered {trace_noun} {name!r}: {function.__module__}.{function.__qualname__}")
+
         hooktrace(f"{hook} of plugin {impl.plugin_name!r}")
-        register = registrar(impl.plugin_name)
         try:
             impl.function(**{argname: register for argname in impl.argnames})
         except PluginError:
             raise
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r}: {hook} failed: {exc!r}") from None
+    return found
 
 
 def _check_operation(operation: object, plugin_name: str) -> str:

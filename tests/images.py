@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,20 @@ def truncated_jpeg() -> bytes:
 
 
 NOT_AN_IMAGE = b"this is a text file that someone named photo.jpg\n" * 20
+
+SAMPLES: dict[str, Callable[[], bytes]] = {
+    "photo.jpg": lambda: jpeg(800, 600),
+    "rotated.jpg": lambda: jpeg(800, 600, orientation=6),
+    "cmyk.jpg": cmyk_jpeg,
+    "alpha.png": png_with_alpha,
+    "png16.png": png16,
+    "palette.png": palette_png,
+    "anim.gif": animated_gif,
+    "bomb.png": pixel_bomb_png,
+    "truncated.jpg": truncated_jpeg,
+    "notes.jpg": lambda: NOT_AN_IMAGE,
+}
+"""Every test image by the file name the tests store it under."""
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,14 @@ def test_guide_lists_every_error(error: str) -> None:
 @pytest.mark.parametrize("name", TRANSFORM_NAMES)
 def test_transform_guide_covers(name: str) -> None:
     assert f"`{name}" in TRANSFORM_GUIDE
+
+
+def test_transform_guide_quotes_its_test_plugin() -> None:
+    excerpts = re.findall(r"```python\n# (tests/plugins/\S+)\n(.*?)```", TRANSFORM_GUIDE, re.DOTALL)
+    assert [path for path, _ in excerpts] == ["tests/plugins/grayscale_transform.py"]
+    for path, code in excerpts:
+        assert code in (PROJECT_DIR / path).read_text(), f"the transform guide's {path} excerpt differs from the file"
+
+
+def test_transform_guide_is_linked_from_the_readme() -> None:
+    assert "(docs/writing-a-transform.md)" in (PROJECT_DIR / "README.md").read_text()

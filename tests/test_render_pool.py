@@ -68,7 +68,7 @@ async def test_a_full_queue_is_refused_at_once() -> None:
         started = time.perf_counter()
         with pytest.raises(RenderUnavailable) as caught:
             await pool.submit(render_helpers.echo, "third")
-        assert time.perf_counter() - started < 0.1
+        assert time.perf_counter() - started < 0.5  # not after the busy call's 1 s
         assert (caught.value.status, caught.value.reason, caught.value.retry_after) == (503, "queue_full", 1)
         assert await busy == "first"
         assert await waiting == "second"
@@ -82,7 +82,7 @@ async def test_a_render_over_its_timeout_is_503_and_its_worker_replaced() -> Non
         with pytest.raises(RenderUnavailable) as caught:
             await pool.submit(render_helpers.sleep_then, 30, "never")
         assert caught.value.reason == "timeout"
-        assert time.perf_counter() - started < 2
+        assert time.perf_counter() - started < 10  # not the call's 30 s
         assert await pool.submit(render_helpers.echo, "after") == "after"
         assert pool.pids != old and len(pool.pids) == 1
         assert not psutil.pid_exists(old[0]) or psutil.Process(old[0]).status() == "zombie"
@@ -120,3 +120,13 @@ async def test_stop_refuses_new_calls() -> None:
     submit: Callable[[], object] = render_helpers.worker_pid
     with pytest.raises(RenderUnavailable):
         await pool.submit(submit)
+
+
+async def test_an_idle_worker_that_died_is_replaced_before_a_call_reaches_it() -> None:
+    async with running(processes=1) as pool:
+        assert await pool.submit(render_helpers.echo, "up") == "up"
+        (pid,) = pool.pids
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        assert await pool.submit(render_helpers.echo, "again") == "again"
+        assert pool.pids != [pid]

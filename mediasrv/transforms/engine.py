@@ -6,6 +6,7 @@ cross the process boundary.
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import os
 import time
@@ -135,12 +136,17 @@ def configure() -> None:
 
 
 def engine_version() -> str:
-    """pyvips and libvips versions and the engine revision, for derived ETags."""
-    configure()
-    import pyvips
+    """pyvips and libvips versions and the engine revision, for derived ETags.
 
-    libvips = ".".join(str(pyvips.version(part)) for part in range(3))
-    return f"mediasrv-engine/{ENGINE_REVISION} pyvips/{pyvips.__version__} libvips/{libvips}"
+    Read from the installed distributions, so the server process need not load libvips
+    (pyvips-binary's version is the libvips it bundles)."""
+    try:
+        libvips = importlib.metadata.version("pyvips-binary")
+    except importlib.metadata.PackageNotFoundError:  # pyvips over a system libvips
+        import pyvips
+
+        libvips = ".".join(str(pyvips.version(part)) for part in range(3))
+    return f"mediasrv-engine/{ENGINE_REVISION} pyvips/{importlib.metadata.version('pyvips')} libvips/{libvips}"
 
 
 def render(source: bytes, plan: RenderPlan) -> RenderResult:

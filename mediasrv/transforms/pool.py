@@ -149,7 +149,13 @@ class RenderPool:
         if self._stopping or self._threads is None:
             raise RenderUnavailable(QUEUE_FULL, "render pool is not running")
         if self._idle:
-            return self._idle.pop()
+            worker = self._idle.pop()
+            if worker.alive():
+                return worker
+            logger.warning("idle render worker %d had died; starting another", worker.pid)
+            self._workers.discard(worker)
+            worker.discard()
+            return self._spawn()
         if len(self._waiters) >= self.queue:
             raise RenderUnavailable(QUEUE_FULL, "render queue is full; try again")
         waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
