@@ -10,13 +10,11 @@ from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from mediasrv.errors import MediaError, UpstreamError, UpstreamTimeout
-from mediasrv.objects import ByteRange, Conditions, Health, ObjectInfo, ObjectStream
+from mediasrv.errors import BackendUnavailable, MediaError, UpstreamError, UpstreamTimeout
+from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
+from mediasrv.ranges import ByteRange
 
 logger = logging.getLogger("mediasrv")
-
-T = TypeVar("T")
-
 
 def _resolve_config_path(path: Path, info: ValidationInfo) -> Path:
     config_dir = (info.context or {}).get("config_dir")
@@ -25,6 +23,8 @@ def _resolve_config_path(path: Path, info: ValidationInfo) -> Path:
         path = Path(config_dir) / path
     return path
 
+
+T = TypeVar("T")
 
 ConfigPath = Annotated[Path, AfterValidator(_resolve_config_path)]
 """A path setting; a relative one resolves against the settings file's folder."""
@@ -67,6 +67,14 @@ class StorageBackend(ABC):
 
     async def stop(self) -> None:
         """Close what ``start`` created."""
+
+    def started(self, resource: T | None) -> T:
+        """``resource`` (a client or session that ``start`` made, None before it and after
+        ``stop``); BackendUnavailable (503) when there is none, so a request that arrives
+        outside the backend's lifetime gets an answer, not an AttributeError."""
+        if resource is None:
+            raise BackendUnavailable(f"backend {self.name!r} is not started")
+        return resource
 
     @abstractmethod
     async def stat(self, key: str) -> ObjectInfo:

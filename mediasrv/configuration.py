@@ -13,16 +13,7 @@ import pluggy
 
 from mediasrv.demo import demo_folder
 from mediasrv.errors import InvalidTransform
-from mediasrv.health import HealthMonitor
-from mediasrv.inventory import Inventory
-from mediasrv.plugins import (
-    BackendKind,
-    RegisteredOperation,
-    backend_kinds,
-    get_plugin_manager,
-    plugin_infos,
-    transform_operations,
-)
+from mediasrv.plugins import BackendKind, RegisteredOperation, backend_kinds, get_plugin_manager, transform_operations
 from mediasrv.registry import BackendRegistry
 from mediasrv.settings import ConfigError, Settings, find_settings_file, load_settings
 from mediasrv.transforms.operations import Operation
@@ -44,11 +35,6 @@ class Configuration:
     def operations(self) -> dict[str, Operation]:
         """The transform operations by parameter name."""
         return {name: registered.operation for name, registered in self.registered_operations.items()}
-
-    def inventory(self, monitor: HealthMonitor) -> Inventory:
-        """The admin listing of these backends and plugins, with ``monitor``'s health."""
-        plugins = plugin_infos(self.pm, self.kinds, self.registered_operations)
-        return Inventory(self.registry, self.kinds, plugins, monitor)
 
 
 def load_plugins(config: str | os.PathLike[str] | None) -> tuple[Path, Settings, pluggy.PluginManager]:

@@ -107,8 +107,7 @@ def _registrations(
     found: dict[str, tuple[Any, str]] = {}
     hooktrace = pm.trace.root.get("hook")
     for impl in getattr(pm.hook, hook).get_hookimpls():
-        if impl.hookwrapper or impl.wrapper:
-            continue
+        _refuse_wrapper(impl, hook)
 
         def register(item: Any, plugin_name: str = impl.plugin_name) -> None:
             name = check(item, plugin_name)
@@ -121,7 +120,7 @@ def _registrations(
 
         hooktrace(f"{hook} of plugin {impl.plugin_name!r}")
         try:
-            impl.function(**{argname: register for argname in impl.argnames})
+            impl.function(**hook_arguments(impl, register=register))
         except PluginError:
             raise
         except Exception as exc:
@@ -147,6 +146,19 @@ def _check_operation(operation: object, plugin_name: str) -> str:
             " (it is sent to the render workers by reference)"
         )
     return name
+
+
+def hook_arguments(impl: pluggy.HookImpl, **arguments: object) -> dict[str, object]:
+    """The arguments of a hook call that ``impl`` takes, bound by name as pluggy binds them:
+    an implementation may take any subset of the spec's parameters, in any order."""
+    return {name: arguments[name] for name in impl.argnames}
+
+
+def _refuse_wrapper(impl: pluggy.HookImpl, hook: str) -> None:
+    """A register hook is called implementation by implementation, so a wrapper would wrap
+    nothing: say so at start-up rather than skip it."""
+    if impl.hookwrapper or impl.wrapper:
+        raise PluginError(f"plugin {impl.plugin_name!r}: {hook} cannot be a hook wrapper (wrapper=True)")
 
 
 def _check_backend_class(backend_class: object, plugin_name: str) -> str:

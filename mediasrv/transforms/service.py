@@ -6,14 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mediasrv.backend import StorageBackend, guarded
-from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_range, range_applies
+from mediasrv.conditional import check_preconditions, conditions_from_headers, range_applies
 from mediasrv.connections import find_connection
 from mediasrv.errors import (
     BackendUnavailable,
@@ -26,6 +26,7 @@ from mediasrv.errors import (
 from mediasrv.metrics import Metrics
 from mediasrv.objects import Conditions, ObjectInfo
 from mediasrv.observer import RequestRecord
+from mediasrv.ranges import parse_range
 from mediasrv.responses import Headers, MediaResponse, close_chunks, object_headers, validator_headers
 from mediasrv.signing import Signer
 from mediasrv.transforms import engine
@@ -234,7 +235,7 @@ class ImageService:
         return MediaResponse(
             206 if content_range is not None else 200,
             headers,
-            None if request.method == "HEAD" else _once(body),
+            None if request.method == "HEAD" else _Body(body),
             content_length=len(body),
             connection=find_connection(request.scope),
             send_timeout=self.send_timeout,
@@ -269,5 +270,20 @@ def render_plan(
     )
 
 
-async def _once(body: bytes) -> AsyncIterator[bytes]:
-    yield body
+class _Body:
+    """Rendered bytes as the one chunk of a MediaResponse (the Chunks contract)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body: bytes | None = body
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._body is None:
+            raise StopAsyncIteration
+        body, self._body = self._body, None
+        return body
+
+    async def aclose(self) -> None:
+        self._body = None
