@@ -1,6 +1,6 @@
 """results.png: one panel per comparison, each subject's median as a ratio to the section's
-reference (min and max as error bars); time to first byte in ms, and memory as MiB over idle
-against the 16 MiB bound."""
+reference (min and max as error bars); time to first byte in ms, and memory in MiB against its
+bound."""
 
 from __future__ import annotations
 
@@ -14,15 +14,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.report import Row, Section  # noqa: E402
 
-MEMORY_BOUND_MIB = 16
 
-
-def draw(sections: list[Section], path: Path) -> None:
+def draw(sections: list[Section], path: Path, title: str = "mediasrv benchmarks") -> None:
     """Write the chart of ``sections`` to ``path``."""
-    figure, axes = plt.subplots(len(sections), 1, figsize=(9, 2.2 * len(sections) + 0.8))
-    for axis, section in zip(axes, sections, strict=True):
+    figure, axes = plt.subplots(len(sections), 1, figsize=(9, 2.2 * len(sections) + 0.8), squeeze=False)
+    for axis, section in zip(axes[:, 0], sections, strict=True):
         _panel(axis, section)
-    figure.suptitle("mediasrv benchmarks (median; bars: min-max)")
+    figure.suptitle(f"{title} (median; bars: min-max)")
     figure.tight_layout(rect=(0, 0, 1, 0.985))
     figure.savefig(path, dpi=90)
     plt.close(figure)
@@ -46,9 +44,9 @@ def _panel(axis: plt.Axes, section: Section) -> None:
     if reference is not None:
         axis.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
         axis.set_title(f"{section.title}: {section.unit} relative to {reference.name}", fontsize=9)
-    elif section.unit == "MiB":
-        axis.axvline(MEMORY_BOUND_MIB, color="red", linewidth=0.8, linestyle="--")
-        axis.set_title(f"{section.title} ({section.unit}; bound {MEMORY_BOUND_MIB} MiB)", fontsize=9)
+    elif section.bound is not None:
+        axis.axvline(section.bound, color="red", linewidth=0.8, linestyle="--")
+        axis.set_title(f"{section.title} ({section.unit}; bound {section.bound:g} {section.unit})", fontsize=9)
     else:
         axis.set_title(f"{section.title} ({section.unit})", fontsize=9)
     axis.margins(x=0.15)

@@ -114,3 +114,91 @@ def memory_during_download(pid: int, url: str, expected_size: int, rate: int = 0
         done.set()
         sampler.join()
     return Memory(idle, max(peak, process.memory_info().rss))
+
+
+@dataclass(frozen=True)
+class Load:
+    """What wrk measured: requests per second and the 99th percentile latency (seconds)."""
+
+    per_second: float
+    p99: float
+
+
+WRK_PATHS_SCRIPT = """
+local paths = {%s}
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1])
+end
+"""
+_LATENCY_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def load_over_paths(origin: str, paths: list[str], connections: int, seconds: int, script_dir: str) -> Load:
+    """wrk at ``connections`` for ``seconds``, each request the next of ``paths`` (so a render
+    benchmark renders different sources); any non-2xx answer or socket error fails."""
+    script = f"{script_dir}/paths-{abs(hash(tuple(paths)))}.lua"
+    with open(script, "w") as file:
+        file.write(WRK_PATHS_SCRIPT % ", ".join(f'"{path}"' for path in paths))
+    result = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency", "-s", script, origin],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    output = result.stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s|m)\b", output)
+    if result.returncode != 0 or rate is None or p99 is None:
+        raise LoadError(f"wrk {origin} failed: {result.stderr or output}")
+    if "Non-2xx" in output or _socket_errors(output):
+        raise LoadError(f"wrk {origin}{paths[0]}: failed requests:\n{output}")
+    return Load(float(rate.group(1)), float(p99.group(1)) * _LATENCY_UNITS[p99.group(2)])
+
+
+def status_time(url: str) -> tuple[int, float]:
+    """One GET with curl: its status and total seconds."""
+    result = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "--max-time", str(TRANSFER_TIMEOUT), "-w", "%{http_code} %{time_total}", url],
+        capture_output=True,
+        text=True,
+        timeout=TRANSFER_TIMEOUT + 10,
+    )
+    status, total = result.stdout.split()
+    return int(status), float(total)
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (render workers), summed."""
+    root = psutil.Process(pid)
+    total = 0
+    for process in (root, *root.children(recursive=True)):
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+class PeakSampler:
+    """Samples ``tree_rss(pid)`` every RSS_INTERVAL in a thread, between start() and stop()."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return max(self.peak, tree_rss(self.pid))
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, tree_rss(self.pid))
+            time.sleep(RSS_INTERVAL * 4)

@@ -39,6 +39,7 @@ class Section:
     unit: str
     rows: list[Row]
     references: tuple[str, ...] = ()
+    bound: float | None = None  # the most a row may be (memory), drawn on the chart
 
     def row(self, name: str) -> Row:
         return next(row for row in self.rows if row.name == name)

@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import cache, load
+from bench import cache, load, renders
 from bench.report import MIB, Row, Section, Target, machine, machine_line, table, write_json
 from bench.servers import (
     MotoServer,
@@ -526,31 +526,36 @@ def main(argv: list[str] | None = None) -> int:
         make_files(workdir / "data", sizes)
         with running_servers(workdir, workdir / "data", sizes, plan) as servers:
             sections = measure_all(servers, plan)
-        # After the streaming servers have stopped: the result cache rows load both cores.
+        # After the streaming servers have stopped: the result cache rows and the render
+        # benchmarks each load both cores.
         cache_sections, cache_goals = cache.measure(workdir, smoke=args.smoke)
+        render_sections, render_goals = renders.measure(workdir, renders.SMOKE if args.smoke else renders.FULL)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     sections += cache_sections
-    goals = targets(sections, plan) + cache_goals
+    goals = targets(sections, plan) + cache_goals + render_goals
     info = machine()
     print(f"mediasrv benchmarks ({plan.name}) on {machine_line(info)}")
-    print(table(sections, goals))
+    print(table(sections + render_sections, goals))
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "results.json", plan.name, time.monotonic() - started, info, sections, goals)
-    chart_written = _chart(sections, args.out / "results.png")
+    everything = sections + render_sections
+    write_json(args.out / "results.json", plan.name, time.monotonic() - started, info, everything, goals)
+    charts = [(sections, args.out / "results.png", "mediasrv benchmarks")]
+    charts.append((render_sections, args.out / "renders.png", "mediasrv render benchmarks"))
+    chart_written = all(_chart(*chart) for chart in charts)
     print(
         f"\n{time.monotonic() - started:.0f} s; wrote {args.out / 'results.json'}"
-        + (f" and {args.out / 'results.png'}" if chart_written else " (no chart: matplotlib is not installed)")
+        + (" and the charts results.png, renders.png" if chart_written else " (no chart: matplotlib is not installed)")
     )
     return 0
 
 
-def _chart(sections: list[Section], path: Path) -> bool:
+def _chart(sections: list[Section], path: Path, title: str) -> bool:
     try:
         from bench.chart import draw
     except ImportError:
         return False
-    draw(sections, path)
+    draw(sections, path, title)
     return True
 
 

@@ -3,8 +3,10 @@ moto's S3 server, an aiohttp upstream, mediasrv, the comparison apps under uvico
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -217,3 +219,56 @@ def _run_nginx(name: str, binary: str, conf: Path, port: int, workdir: Path) -> 
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     return Process(name, process, port, log_path)
+
+
+THUMBOR_DIR = PROJECT_DIR / "bench" / ".thumbor"  # its own virtualenv, made by bench/install-tools.sh
+THUMBOR_CONF = """\
+LOADER = 'thumbor.loaders.file_loader'
+FILE_LOADER_ROOT_PATH = {root!r}
+STORAGE = 'thumbor.storages.no_storage'
+RESULT_STORAGE = None
+QUALITY = 80
+"""
+
+
+@dataclass
+class ProcessGroup(Process):
+    """A server that forks workers of its own (thumbor's --processes): stopped as a group."""
+
+    def stop(self) -> None:
+        """SIGTERM to the whole group, then SIGKILL after 10 s."""
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # workers that outlived their parent
+
+
+def thumbor_binary() -> Path | None:
+    """thumbor in bench/.thumbor, or None when bench/install-tools.sh could not install it."""
+    binary = THUMBOR_DIR / "bin" / "thumbor"
+    return binary if binary.exists() else None
+
+
+def spawn_thumbor(workdir: Path, root: Path, processes: int) -> ProcessGroup | None:
+    """thumbor with its default engine (Pillow), loading files from ``root``, no storage or
+    result storage (every request renders), ``processes`` forked processes; None without it."""
+    binary = thumbor_binary()
+    if binary is None:
+        return None
+    conf = workdir / "thumbor.conf"
+    conf.write_text(THUMBOR_CONF.format(root=str(root)))
+    port = free_port()
+    log_path = workdir / "thumbor.log"
+    argv = [str(binary), "--ip", "127.0.0.1", "--port", str(port), "--conf", str(conf)]
+    argv += ["--processes", str(processes), "--log-level", "error"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=bench_environment(), cwd=workdir, start_new_session=True
+        )
+    return ProcessGroup("thumbor", process, port, log_path)

@@ -18,6 +18,7 @@ from mediasrv.cache.cache import ResultCache
 from mediasrv.cache.metrics import CacheMetrics
 from mediasrv.cache.service import CachedImageService
 from mediasrv.configuration import Configuration, load_configuration
+from mediasrv.demo import DemoPage
 from mediasrv.health import HealthMonitor
 from mediasrv.inventory import Inventory
 from mediasrv.limits import StreamLimiter
@@ -96,6 +97,9 @@ def create_app(configuration: Configuration) -> FastAPI:
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
     app.router.routes.extend(probe_routes(monitor, metrics))
+    if settings.server.demo:
+        demo = DemoPage(registry, settings.server.demo_backend, images.describe)
+        app.add_route("/demo/", demo.handle, methods=["GET", "HEAD"])
     token = settings.admin.token.get_secret_value()
     app.mount("/admin", admin_app(inventory, token, settings.signing, CacheAdmin(cache, registry)))
     app.add_middleware(NoSniffMiddleware)

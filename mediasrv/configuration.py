@@ -13,6 +13,7 @@ import pluggy
 
 from mediasrv.cache.store import ResultStore
 from mediasrv.cache.stores import build_stores
+from mediasrv.demo import demo_folder
 from mediasrv.errors import InvalidTransform
 from mediasrv.plugins import (
     BackendKind,
@@ -69,6 +70,11 @@ def load_configuration(config: str | os.PathLike[str] | None) -> Configuration:
     _check_signed_backends(path, settings, registry)
     operations = transform_operations(pm)
     _check_presets(path, settings, operations)
+    if settings.server.demo:
+        try:
+            demo_folder(registry, settings.server.demo_backend)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     return Configuration(path, settings, pm, kinds, registry, operations, cache_stores, stores)
 
 

@@ -71,8 +71,9 @@ class MediaEndpoint:
             key = validate_key(record.key)
             if self.images is not None:
                 options = self.images.options(request)
-                if options is not None:
-                    return await self.images.respond(request, backend, key, options, record)
+                info_request = self.images.info_request(request, options)
+                if options is not None or info_request is not None:
+                    return await self.images.respond(request, backend, key, options, record, info_request)
             if request.method == "HEAD":
                 return await self._head(backend, key, request, record)
             return await self._get(backend, key, request, record)

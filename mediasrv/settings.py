@@ -52,6 +52,8 @@ class ServerSettings(BaseModel):
     max_streams_per_client: int = Field(
         default=32, ge=0, description="concurrent GET bodies per client address; 0: no cap (behind a CDN)"
     )
+    demo: bool = Field(default=False, description="GET /demo/: the images of demo_backend, as a front end shows them")
+    demo_backend: str = Field(default="local", description="the folder (local) backend /demo/ lists")
 
 
 class AdminSettings(BaseModel):

@@ -1,6 +1,7 @@
 """The benchmark suite still runs: ``python -m bench.run --smoke`` (tiny objects, one run,
-1 s loads) sets everything up, measures every row and writes its JSON. Rows needing wrk or
-nginx may be skipped when those are missing, but must then say why."""
+1 s loads) sets everything up, measures every row and writes its JSON. Rows needing wrk,
+nginx or thumbor (bench/.thumbor, made by make bench) may be skipped when those are missing,
+but must then say why."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from pathlib import Path
 
 from conftest import PROJECT_DIR
 
-SECTIONS = ("S3 256 KiB", "S3 1 MiB", "Disk 1 MiB", "HTTP upstream 1 MiB", "Time to first byte", "Local 16 KiB")
-# Rows that need nginx: the disk comparison, and the S3 behind nginx's per-connection cap.
+SECTIONS = (
+    "S3 256 KiB", "S3 1 MiB", "Disk 1 MiB", "HTTP upstream 1 MiB", "Time to first byte", "Local 16 KiB",
+    "Render JPEG->JPEG 400 px, 4 clients", "Render JPEG->WEBP 400 px, 16 clients", "Memory: peak RSS of mediasrv",
+    "Pixel bomb",
+)  # fmt: skip
 NEEDS_NGINX = (
     "nginx (sendfile)",
     "direct GET through capped nginx",
@@ -29,7 +33,7 @@ def test_bench_smoke_measures_every_row(tmp_path: Path) -> None:
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=240,  # the render part starts thumbor and three render pools
     )
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads((tmp_path / "results.json").read_text())
@@ -53,4 +57,6 @@ def _may_skip(name: str, reason: str) -> bool:
         return True
     if reason == "wrk is not installed":
         return shutil.which("wrk") is None
+    if reason.startswith("thumbor is not installed"):
+        return not (PROJECT_DIR / "bench" / ".thumbor" / "bin" / "thumbor").exists()
     return name in NEEDS_NGINX and reason == "nginx is not installed"

@@ -12,10 +12,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mediasrv.errors import UnprocessableImage
 from mediasrv.transforms.negotiation import ANIMATED_FORMATS, CONTENT_TYPES, LEGACY, choose_format
+
+if TYPE_CHECKING:
+    from mediasrv.transforms.info import InfoRequest
 
 ENGINE_REVISION = "1"
 """Bumped whenever a change here changes rendered bytes, so that derived ETags change too."""
@@ -82,6 +85,7 @@ class RenderPlan:
     max_dimension: int
     animation: bool
     backend: str = ""  # the source's backend name, for the renders metric
+    info: InfoRequest | None = None  # ?info=json: the info document instead of the image (info.py)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ source bytes, the render in the pool, and HTTP semantics on the rendered bytes."
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -30,7 +31,8 @@ from mediasrv.responses import Headers, MediaResponse, close_chunks, object_head
 from mediasrv.signing import Signer
 from mediasrv.transforms import engine
 from mediasrv.transforms.engine import RenderPlan, RenderResult
-from mediasrv.transforms.negotiation import format_token
+from mediasrv.transforms.info import InfoDocument, InfoRequest, parse_info_query, render_info
+from mediasrv.transforms.negotiation import SOURCE, format_token
 from mediasrv.transforms.operations import Operation
 from mediasrv.transforms.options import TransformOptions, parse_transform_query
 from mediasrv.transforms.pool import RenderPool
@@ -74,11 +76,30 @@ class ImageService:
         """The request's transform, or None to serve the original; InvalidTransform (400)."""
         return parse_transform_query(request.query_params.multi_items(), self.settings, self.operations)
 
+    def info_request(self, request: Request, options: TransformOptions | None) -> InfoRequest | None:
+        """The request's ``?info=json``, about the variant when ``options`` transform it; None
+        without ``info``; InvalidTransform (400) for a bad ``info`` or ``fields``."""
+        info = parse_info_query(request.query_params.multi_items(), self.settings.blurhash_components)
+        return replace(info, of_variant=True) if info is not None and options is not None else info
+
     async def respond(
-        self, request: Request, backend: StorageBackend, key: str, options: TransformOptions, record: RequestRecord
+        self,
+        request: Request,
+        backend: StorageBackend,
+        key: str,
+        options: TransformOptions | None,
+        record: RequestRecord,
+        info_request: InfoRequest | None = None,
     ) -> Response:
-        """The rendered variant (200/206), or 304/412/416 from the source's metadata alone."""
-        record.transform = options.canonical
+        """The rendered variant (200/206), or 304/412/416 from the source's metadata alone.
+
+        With ``info_request``, the variant is its JSON document; ``options`` None then means
+        the source as it is (and, like the original bytes, needs no signature).
+        """
+        if options is None:
+            options = TransformOptions(needs_signature=False)
+        described = info_request.canonical if info_request is not None else ""
+        record.transform = "&".join(part for part in (options.canonical, described) if part)
         self._require_signature(request, options)
         token = format_token(options, request.headers.get("accept"))
         vary = [VARY_ACCEPT] if options.format == "auto" else []
@@ -87,28 +108,45 @@ class ImageService:
             info = await guarded(backend, backend.stat(key))
         finally:
             record.open_seconds = time.perf_counter() - started
-        variant = self.variant_info(info, options, token)
+        variant = self.variant_info(info, options, token, info_request)
         conditions = conditions_from_headers(request.headers)
         try:
             check_preconditions(conditions, variant)
         except NotModified:
             return MediaResponse(304, [*validator_headers(variant, backend.settings.cache_control), *vary])
-        result = await self._variant(backend, key, info, variant.etag, self.plan(options, token, backend.name))
+        result = await self._variant(
+            backend, key, info, variant.etag, self.plan(options, token, backend.name, info_request)
+        )
         variant = replace(variant, size=len(result.body))
         return self._variant_response(request, backend, key, conditions, variant, result, vary)
 
-    def variant_info(self, info: ObjectInfo, options: TransformOptions, token: str) -> ObjectInfo:
+    async def describe(self, backend: StorageBackend, key: str, fields: tuple[str, ...]) -> InfoDocument:
+        """The ``?info=json&fields=...`` document of a source, through the same seams as a
+        request (so a result cache keeps it too), for pages the server renders itself."""
+        info_request = InfoRequest(fields, self.settings.blurhash_components)
+        info = await guarded(backend, backend.stat(key))
+        source = await self._timed_fetch(backend, key, info)
+        plan = self.plan(TransformOptions(needs_signature=False), SOURCE, backend.name, info_request)
+        document: InfoDocument = json.loads((await self._render_variant(source, plan)).body)
+        return document
+
+    def variant_info(
+        self, info: ObjectInfo, options: TransformOptions, token: str, info_request: InfoRequest | None = None
+    ) -> ObjectInfo:
         """The variant's validators: a derived ETag (None if the source has no validator) and
         the source's Last-Modified and Cache-Control."""
         return ObjectInfo(
-            etag=self.derived_etag(info, options, token),
+            etag=self.derived_etag(info, options, token, info_request),
             last_modified=info.last_modified,
             cache_control=info.cache_control,
         )
 
-    def derived_etag(self, info: ObjectInfo, options: TransformOptions, token: str) -> str | None:
+    def derived_etag(
+        self, info: ObjectInfo, options: TransformOptions, token: str, info_request: InfoRequest | None = None
+    ) -> str | None:
         """A hash of the source's identity, the canonical options, the format token, the engine
-        and the output settings: computable before any byte is read. Weak if the source's is."""
+        and the output settings (and the info document asked for): computable before any byte
+        is read. Weak if the source's is."""
         if info.etag is not None:
             weak, source_id = info.etag.startswith("W/"), info.etag.removeprefix("W/")
         elif info.last_modified is not None and info.size is not None:
@@ -116,12 +154,16 @@ class ImageService:
         else:
             return None
         material = "\n".join((source_id, options.canonical, token, self.identity))
+        if info_request is not None:
+            material += "\n" + info_request.canonical
         digest = hashlib.sha256(material.encode()).hexdigest()[:32]
         return f'{"W/" if weak else ""}"{digest}"'
 
-    def plan(self, options: TransformOptions, token: str, backend: str) -> RenderPlan:
-        """The worker's instructions for these options."""
-        return render_plan(options, token, self.settings, self.operations, backend)
+    def plan(
+        self, options: TransformOptions, token: str, backend: str, info_request: InfoRequest | None = None
+    ) -> RenderPlan:
+        """The worker's instructions for these options (and the info document asked for)."""
+        return replace(render_plan(options, token, self.settings, self.operations, backend), info=info_request)
 
     async def _variant(
         self, backend: StorageBackend, key: str, info: ObjectInfo, etag: str | None, plan: RenderPlan
@@ -157,7 +199,7 @@ class ImageService:
     async def _render_variant(self, source: bytes, plan: RenderPlan) -> RenderResult:
         """Render in the pool; counts the render and its stages, and the rejections."""
         try:
-            result = await self.pool.submit(engine.render, source, plan)
+            result = await self.pool.submit(engine.render if plan.info is None else render_info, source, plan)
         except RenderUnavailable as exc:
             self.metrics.render_rejections.labels(exc.reason).inc()
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +51,9 @@ class TransformSettings(BaseModel):
     quality: QualitySettings = QualitySettings()
     effort: EffortSettings = EffortSettings()
     presets: dict[str, dict[str, PresetValue]] = {}
+    blurhash_components: tuple[Annotated[int, Field(ge=1, le=9)], Annotated[int, Field(ge=1, le=9)]] = Field(
+        default=(4, 3), description="?info=json BlurHash components, across and down"
+    )
 
     def output_fingerprint(self) -> str:
         """A digest of the settings that change rendered bytes, so that changing one changes
