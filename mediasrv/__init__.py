@@ -22,6 +22,7 @@ from mediasrv.errors import (
 from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import ByteRange, Chunks, Conditions, ContentRange, Health, ObjectInfo, ObjectStream
+from mediasrv.threads import acquire_in_thread
 
 __version__ = importlib.metadata.version("mediasrv")
 
@@ -48,6 +49,7 @@ __all__ = [
     "StorageBackend",
     "UpstreamError",
     "UpstreamTimeout",
+    "acquire_in_thread",
     "check_preconditions",
     "parse_http_date",
     "hookimpl",
