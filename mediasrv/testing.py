@@ -573,7 +573,10 @@ class BackendConformance:
                     return
         finally:
             await aclose(stream.chunks)
-        raise AssertionError(f"the source failed after {received} bytes, and the stream ended without an error")
+        size = stream.info.size
+        assert size is not None and received >= size, (
+            f"the source failed after {received} of {size} bytes, and the stream ended without an error"
+        )
 
     async def allocated(self, call: Callable[[], Awaitable[object]]) -> int:
         """Peak bytes allocated by Python (tracemalloc, every thread) above what was held

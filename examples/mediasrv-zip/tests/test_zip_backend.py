@@ -33,9 +33,13 @@ class TestStoredArchive(BackendConformance):
     @pytest_asyncio.fixture
     async def backend(self, objects: dict[str, SampleObject], tmp_path: Path) -> AsyncIterator[StorageBackend]:
         data = {key: sample.data for key, sample in objects.items()}
-        archive = write_archive(tmp_path / "objects.zip", data, self.compression)
-        async with started(zip_backend(archive, self.chunk_size)) as backend:
+        self.archive = write_archive(tmp_path / "objects.zip", data, self.compression)
+        async with started(zip_backend(self.archive, self.chunk_size)) as backend:
             yield backend
+
+    async def break_object(self, backend: StorageBackend, key: str) -> bool:
+        os.truncate(self.archive, 0)  # the disk under the archive failed
+        return True
 
 
 class TestDeflatedArchive(TestStoredArchive):
