@@ -89,3 +89,11 @@ class UpstreamTimeout(MediaError, TimeoutError):
 
     status = 504
     default_detail = "upstream timeout"
+
+
+class PluginFailure(UpstreamError):
+    """A plugin let an exception that is not a MediaError escape (a bug in the plugin, not a
+    failing source): still 502 for the client, but ``plugin_error`` in logs and metrics, apart
+    from the ``upstream_error`` of real source failures."""
+
+    kind = "plugin_error"

@@ -15,7 +15,7 @@ from mediasrv.backend import StorageBackend
 from mediasrv.chunks import SlicedChunks
 from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_range, range_applies
 from mediasrv.connections import ClientConnection, find_connection
-from mediasrv.errors import MediaError, NotModified, RangeNotSatisfiable, UpstreamError, UpstreamTimeout
+from mediasrv.errors import MediaError, NotModified, PluginFailure, RangeNotSatisfiable, UpstreamTimeout
 from mediasrv.keys import validate_key
 from mediasrv.limits import Slot, StreamLimiter
 from mediasrv.objects import ByteRange, Conditions, ObjectStream
@@ -160,5 +160,5 @@ async def _guarded(backend: StorageBackend, call: Awaitable[T]) -> T:
     except TimeoutError:
         raise UpstreamTimeout(f"backend {backend.name!r} timed out") from None
     except Exception:
-        logger.exception("backend %r (%s) raised an unmapped error", backend.name, backend.kind)
-        raise UpstreamError(f"backend {backend.name!r} failed") from None
+        logger.exception("backend %r (%s) raised an unmapped error (plugin_error)", backend.name, backend.kind)
+        raise PluginFailure(f"backend {backend.name!r} failed") from None

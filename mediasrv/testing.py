@@ -500,8 +500,8 @@ class BackendConformance:
             await aclose(stream.chunks)  # it finished before the cancel: close it as the core would
         left = await descriptors_left(before)  # waits for worker threads that were mid-call
         assert left <= self.idle_connections, f"{left} descriptors left open by cancelled opens"
-        left = {task for task in asyncio.all_tasks() - tasks_before if not task.done()}
-        assert not left, f"tasks left running: {left}"
+        running = {task for task in asyncio.all_tasks() - tasks_before if not task.done()}
+        assert not running, f"tasks left running: {running}"
         assert await self.read(backend, LARGE) == objects[LARGE].data, "the backend no longer serves"
 
     @pytest.mark.asyncio

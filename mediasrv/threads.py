@@ -13,7 +13,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-async def acquire_in_thread(release: Callable[[R], object], func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+async def acquire_in_thread(
+    release: Callable[[R], object], func: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+) -> R:
     """``func(*args, **kwargs)`` in a worker thread; its result is what the caller now owns.
 
     ``asyncio.to_thread`` cannot stop a thread that is running: a request cancelled meanwhile
