@@ -13,7 +13,7 @@ import pluggy
 
 from mediasrv.health import HealthMonitor
 from mediasrv.inventory import Inventory
-from mediasrv.plugins import BackendKind, backend_kinds, get_plugin_manager, plugin_infos
+from mediasrv.plugins import BackendKind, Problems, backend_kinds, get_plugin_manager, plugin_infos
 from mediasrv.registry import BackendRegistry
 from mediasrv.settings import ConfigError, Settings, find_settings_file, load_settings
 
@@ -33,12 +33,15 @@ class Configuration:
         return Inventory(self.registry, self.kinds, plugin_infos(self.pm, self.kinds), monitor)
 
 
-def load_plugins(config: str | os.PathLike[str] | None) -> tuple[Path, Settings, pluggy.PluginManager]:
+def load_plugins(
+    config: str | os.PathLike[str] | None, problems: Problems | None = None
+) -> tuple[Path, Settings, pluggy.PluginManager]:
     """The settings file (``config``, else ``$MEDIASRV_CONFIG``, else ./settings.toml), its
-    settings and the plugin manager with its plugins; ConfigError or PluginError if invalid."""
+    settings and the plugin manager with its plugins; ConfigError or PluginError if invalid
+    (broken plugins are recorded in ``problems`` instead, when given)."""
     path = find_settings_file(config)
     settings = load_settings(path)
-    return path, settings, get_plugin_manager(settings.plugins, search_path=path.parent)
+    return path, settings, get_plugin_manager(settings.plugins, search_path=path.parent, problems=problems)
 
 
 def load_configuration(config: str | os.PathLike[str] | None) -> Configuration:
