@@ -42,8 +42,9 @@ from mediasrv.backend import StorageBackend
 from mediasrv.chunks import ChunkReader
 from mediasrv.errors import InvalidKey, MediaError, NotFound, NotModified, PreconditionFailed, RangeNotSatisfiable
 from mediasrv.objects import ByteRange, Chunks, Conditions, ObjectInfo, ObjectStream
+from mediasrv.testing_server import ServedApp, serve
 
-__all__ = ["BackendConformance", "SampleObject", "started"]
+__all__ = ["BackendConformance", "SampleObject", "ServedApp", "serve", "started"]
 
 B = TypeVar("B", bound=StorageBackend)
 
