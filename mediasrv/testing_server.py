@@ -21,7 +21,7 @@ from mediasrv.configuration import Configuration
 from mediasrv.plugins import BackendKind
 from mediasrv.registry import BackendRegistry
 from mediasrv.server import TrackingHttpToolsProtocol
-from mediasrv.settings import Settings
+from mediasrv.settings import ServerSettings, Settings
 
 START_TIMEOUT = 10.0
 
@@ -50,7 +50,7 @@ def serve(backend: StorageBackend, send_timeout: float = 10.0) -> Iterator[Serve
     Works from sync and async tests alike (the server has its own event loop); the backend's
     objects must be in its source before the request.
     """
-    settings = Settings(server={"host": "127.0.0.1", "port": 0, "access_log": False, "send_timeout": send_timeout})
+    settings = Settings(server=ServerSettings(host="127.0.0.1", port=0, access_log=False, send_timeout=send_timeout))
     app = create_app(_configuration(backend, settings))
     config = uvicorn.Config(
         app,
