@@ -110,6 +110,20 @@ def plugins(args: argparse.Namespace) -> int:
     return EXIT_UNHEALTHY if problems.broken else 0
 
 
+def new_backend(args: argparse.Namespace) -> int:
+    """``mediasrv new-backend NAME``: write a backend plugin distribution to start from."""
+    from pathlib import Path
+
+    from mediasrv.scaffold import backend_names, write_backend
+
+    target = write_backend(args.name, Path(args.dir))
+    names = backend_names(args.name)
+    print(f"wrote {target}: the {names['class_name']} plugin (kind {args.name!r}). Next:")
+    print(f"  cd {target} && pip install -e '.[test]' && python -m pytest")
+    print(f"  then write {names['package']}/backend.py until the tests pass")
+    return 0
+
+
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
     """Columns padded to their widest cell, the last one left ragged."""
     table = [headers, *rows]
@@ -172,4 +186,11 @@ def _parser() -> argparse.ArgumentParser:
     plugins_parser.add_argument("--config", help=config_help)
     plugins_parser.add_argument("--json", action="store_true", help="print the /admin/plugins document")
     plugins_parser.set_defaults(run=plugins)
+
+    new_backend_parser = commands.add_parser(
+        "new-backend", help="write a backend plugin distribution (package, entry point, tests) to start from"
+    )
+    new_backend_parser.add_argument("name", help="the backend kind, e.g. sqlite (lower case, digits, _)")
+    new_backend_parser.add_argument("--dir", default=".", help="folder to write it in (default: the current one)")
+    new_backend_parser.set_defaults(run=new_backend)
     return parser
