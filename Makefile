@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check mediasrv plugins tests examples bench
 	$(BIN)/mypy
 	# What plugin authors copy passes mypy --strict too: the example's tests, the guide's code.
-	$(BIN)/mypy examples/mediasrv-zip/tests docs/examples
+	$(BIN)/mypy examples/mediasrv-zip/tests examples/sqlite
 
 bench: $(BENCH_STAMP)
 	sh bench/install-tools.sh

@@ -22,7 +22,7 @@ from mediasrv.errors import (
 from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import ByteRange, Chunks, Conditions, ContentRange, Health, ObjectInfo, ObjectStream
-from mediasrv.threads import acquire_in_thread
+from mediasrv.threads import acquire_in_thread, acquire_shielded
 
 __version__ = importlib.metadata.version("mediasrv")
 
@@ -50,6 +50,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeout",
     "acquire_in_thread",
+    "acquire_shielded",
     "check_preconditions",
     "parse_http_date",
     "hookimpl",

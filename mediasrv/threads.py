@@ -1,10 +1,11 @@
-"""Blocking calls that acquire a resource, run in a worker thread without leaking it on cancellation."""
+"""Acquiring a resource (a file, a connection, a blob handle) without leaking it when the
+request that asked for it is cancelled half-way."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 logger = logging.getLogger("mediasrv")
@@ -13,23 +14,34 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+async def acquire_shielded(release: Callable[[R], object], acquiring: Awaitable[R]) -> R:
+    """The result of ``acquiring``, which the caller now owns, run to the end whatever happens
+    to the caller.
+
+    A request is cancelled when its client leaves or a timeout fires, at whatever ``await`` it
+    is in. Cancelled in the middle of acquiring (a worker thread opening a file, a pool handing
+    out a connection, a query), the result would be lost and its resource leaked: here the
+    acquisition finishes in its own task, and when the caller was cancelled first,
+    ``release(result)`` runs once it is done (on the event loop, so it must not block for long).
+    ``acquiring`` must clean up after itself when it fails.
+    """
+    task = asyncio.ensure_future(acquiring)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda done: _release_orphan(done, release))
+        raise
+
+
 async def acquire_in_thread(
     release: Callable[[R], object], func: Callable[P, R], *args: P.args, **kwargs: P.kwargs
 ) -> R:
-    """``func(*args, **kwargs)`` in a worker thread; its result is what the caller now owns.
+    """``func(*args, **kwargs)`` in a worker thread, as ``acquire_shielded`` runs it.
 
-    ``asyncio.to_thread`` cannot stop a thread that is running: a request cancelled meanwhile
-    (the client left, a timeout fired) loses the result, and with it the open file or
-    connection the thread just acquired. Here the thread runs to the end whatever happens to
-    the caller, and when the caller was cancelled first, ``release(result)`` runs (on the event
-    loop, so it must not block for long) instead of leaking it.
+    ``asyncio.to_thread`` cannot stop a running thread: a caller cancelled meanwhile loses the
+    open file or handle the thread returns. This closes it with ``release`` instead.
     """
-    future = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        future.add_done_callback(lambda done: _release_orphan(done, release))
-        raise
+    return await acquire_shielded(release, asyncio.to_thread(func, *args, **kwargs))
 
 
 def _release_orphan(done: asyncio.Future[R], release: Callable[[R], object]) -> None:
@@ -38,4 +50,4 @@ def _release_orphan(done: asyncio.Future[R], release: Callable[[R], object]) -> 
     try:
         release(done.result())
     except Exception:
-        logger.exception("releasing the result of a cancelled call failed")
+        logger.exception("releasing what a cancelled request acquired failed")
