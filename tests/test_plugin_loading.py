@@ -402,3 +402,14 @@ def test_registry_get_unknown_name_is_not_found(tmp_path: Path) -> None:
     registry = BackendRegistry.from_settings({}, backend_kinds(get_plugin_manager()), tmp_path)
     with pytest.raises(NotFound):
         registry.get("media")
+
+
+def test_backend_without_settings_class_is_named_as_the_cause(tmp_path: Path, write_plugin: WritePlugin) -> None:
+    name = write_plugin(DEMO_PLUGIN.replace("KIND", "blob").replace("    Settings = DemoSettings\n", ""))
+    kinds = backend_kinds(get_plugin_manager([name], search_path=tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        BackendRegistry.from_settings({"b": {"kind": "blob", "url": "x"}}, kinds, tmp_path)
+    assert "backends.b.url: Extra inputs are not permitted" in str(caught.value)
+    assert "DemoBackend defines no Settings class, so only kind, cache_control, chunk_size are accepted" in str(
+        caught.value
+    )

@@ -154,37 +154,6 @@ def test_backend_settings_error_names_the_environment_variable(
     )
 
 
-def test_missing_settings_class_is_named_as_the_cause(tmp_path: Path) -> None:
-    (tmp_path / "mediasrv_nosettings.py").write_text(
-        """
-from mediasrv import Health, ObjectInfo, StorageBackend, hookimpl
-
-
-class BlobBackend(StorageBackend):
-    kind = "blob"
-
-    async def stat(self, key):
-        return ObjectInfo(size=0)
-
-    async def open(self, key, byte_range, conditions):
-        raise NotImplementedError
-
-    async def health(self):
-        return Health(ok=True)
-
-
-@hookimpl
-def mediasrv_register_backends(register):
-    register(BlobBackend)
-"""
-    )
-    path = write(tmp_path / "settings.toml", 'plugins = ["mediasrv_nosettings"]\n[backends.b]\nkind = "blob"\ndatabase = "x.db"\n')
-    with pytest.raises(ConfigError) as caught:
-        load_configuration(path)
-    assert "backends.b.database: Extra inputs are not permitted" in str(caught.value)
-    assert "BlobBackend defines no Settings class" in str(caught.value)
-
-
 def test_load_settings_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "absent.toml"
     with pytest.raises(ConfigError) as caught:
