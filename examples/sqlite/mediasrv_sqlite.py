@@ -129,6 +129,11 @@ class SqliteBackend(StorageBackend):
         self.pool.close()  # streams still open close their connection as they end
 
     async def stat(self, key: str) -> ObjectInfo:
+        # Shielded like open(): a cancelled HEAD lets its query finish, so that the connection
+        # goes back to the pool only once no worker thread is using it.
+        return await acquire_shielded(_nothing, self._stat(key))
+
+    async def _stat(self, key: str) -> ObjectInfo:
         lease = await self.pool.lend()
         try:
             row = await asyncio.to_thread(self._row, lease, key)
@@ -163,6 +168,9 @@ class SqliteBackend(StorageBackend):
         return ObjectStream(row.info, BlobChunks(blob, lease, 0, row.info.size, self.settings.chunk_size), None)
 
     async def health(self) -> Health:
+        return await acquire_shielded(_nothing, self._health())
+
+    async def _health(self) -> Health:
         try:
             lease = await self.pool.lend()
         except BackendUnavailable as exc:
@@ -247,6 +255,10 @@ def _execute(lease: Lease, query: str, parameters: tuple[object, ...]) -> sqlite
         return lease.connection.execute(query, parameters)
     except sqlite3.Error as exc:
         raise UpstreamError(f"query failed: {exc}") from None
+
+
+def _nothing(result: object) -> None:
+    """Nothing to release: the call holds its connection only while it runs."""
 
 
 def _close_stream(stream: ObjectStream) -> None:
