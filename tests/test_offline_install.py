@@ -23,6 +23,20 @@ import pytest
 from conftest import PROJECT_DIR, isolated_environment
 
 EXAMPLE_DIR = PROJECT_DIR / "examples" / "mediasrv-zip"
+SQL_EXAMPLE = PROJECT_DIR / "examples" / "sqlite" / "mediasrv_sqlite.py"
+# What the newcomer writes into the scaffold's tests once the guide's SQL backend is in place.
+MAKE_BACKEND = """def make_backend(source: Path, chunk_size: int = 4096) -> SqliteBackend:
+    return SqliteBackend("sqlite", SqliteSettings(kind="sqlite", database=source / "objects.db", chunk_size=chunk_size))
+"""
+STORE = """def store(source: Path, objects: Mapping[str, SampleObject]) -> None:
+    import sqlite3
+
+    with sqlite3.connect(source / "objects.db") as connection:
+        connection.execute("CREATE TABLE objects (key TEXT PRIMARY KEY, data BLOB, content_type TEXT, modified REAL)")
+        rows = [(key, sample.data, sample.content_type, 1.7e9) for key, sample in objects.items()]
+        connection.executemany("INSERT INTO objects VALUES (?, ?, ?, ?)", rows)
+    connection.close()
+"""
 IGNORED = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".mypy_cache", ".pytest_cache")
 
 
@@ -66,7 +80,7 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dependencies = root / "dependencies"
     dependencies.mkdir()
     for entry in ours.iterdir():
-        if not re.match(r"(mediasrv|__editable__|_?pytest_cache|.*\.pth$)", entry.name):
+        if not re.match(r"(mediasrv|__editable__)|.*\.pth$", entry.name):
             (dependencies / entry.name).symlink_to(entry)
     site = Path(run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
     (site / "project_dependencies.pth").write_text(f"{dependencies}\n")
@@ -118,19 +132,13 @@ def test_new_backend_scaffold_installs_and_fails_only_where_code_is_missing(
     bin_dir = fresh_venv / "bin"
     run(bin_dir / "mediasrv", "new-backend", "sqlite", "--dir", tmp_path)
     plugin = tmp_path / "mediasrv-sqlite"
-    run(sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "--no-index", "--no-build-isolation", plugin)
+    # As the scaffold's README says: an editable install, so that the code written next is what runs.
+    run(sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "--no-index", "--no-build-isolation", "-e", plugin)
     listed = run(bin_dir / "mediasrv", "plugins", cwd=tmp_path)
     assert re.search(r"^sqlite\s+mediasrv_sqlite\s+mediasrv-sqlite\s+0\.1\.0\s+sqlite$", listed.stdout, re.M)
     typed = run(bin_dir / "python", "-m", "mypy", "--cache-dir", mypy_cache, "mediasrv_sqlite", "tests", cwd=plugin)
     assert "Success" in typed.stdout
-    result = subprocess.run(
-        [bin_dir / "python", "-P", "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"],
-        cwd=plugin,
-        env={**isolated_environment(), "COLUMNS": "500"},  # whole failure reasons in the summary
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = plugin_tests(bin_dir / "python", plugin)
     summary = [line for line in result.stdout.splitlines() if line.startswith(("FAILED tests", "ERROR tests"))]
     assert result.returncode == 1 and "1 passed" in result.stdout, result.stdout  # the plugin is registered
     assert not any(line.startswith("ERROR") for line in summary), result.stdout  # no collection or fixture errors
@@ -141,3 +149,26 @@ def test_new_backend_scaffold_installs_and_fails_only_where_code_is_missing(
     assert "NotImplementedError: SqliteBackend.open() is not written yet" in result.stdout
     assert "NotImplementedError: SqliteBackend.health() is not written yet" in result.stdout
     assert os.path.isfile(plugin / "mediasrv_sqlite" / "py.typed")
+
+    # The newcomer writes the backend (here: the guide's SQL example) and the two test helpers.
+    shutil.copy(SQL_EXAMPLE, plugin / "mediasrv_sqlite" / "backend.py")
+    test_file = plugin / "tests" / "test_sqlite_backend.py"
+    source = test_file.read_text()
+    source = re.sub(r"def make_backend\(.*?\n\n\n", MAKE_BACKEND + "\n\n", source, count=1, flags=re.S)
+    source = re.sub(r"def store\(.*?\n\n\n", STORE + "\n\n", source, count=1, flags=re.S)
+    test_file.write_text(source)
+    written = plugin_tests(bin_dir / "python", plugin)
+    assert written.returncode == 0, written.stdout
+    assert re.search(r"\d+ passed", written.stdout) and "failed" not in written.stdout, written.stdout
+
+
+def plugin_tests(python: Path, plugin: Path) -> subprocess.CompletedProcess[str]:
+    """The scaffolded plugin's own tests, as its author runs them (``-P``: the installed package)."""
+    return subprocess.run(
+        [python, "-P", "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider"],
+        cwd=plugin,
+        env={**isolated_environment(), "COLUMNS": "500"},  # whole failure reasons in the summary
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
