@@ -10,18 +10,21 @@ from mediasrv.chunks import ChunkReader
 from mediasrv.conditional import check_preconditions, parse_http_date, range_applies
 from mediasrv.errors import (
     BackendUnavailable,
+    Forbidden,
     InvalidKey,
     MediaError,
     NotFound,
     NotModified,
     PreconditionFailed,
     RangeNotSatisfiable,
+    SignatureRejected,
     UpstreamError,
     UpstreamTimeout,
 )
 from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import ByteRange, Chunks, Conditions, ContentRange, Health, ObjectInfo, ObjectStream
+from mediasrv.signing import Signer, Verdict, sign_url
 from mediasrv.threads import acquire_in_thread, acquire_shielded
 
 __version__ = importlib.metadata.version("mediasrv")
@@ -36,6 +39,7 @@ __all__ = [
     "ConnectionLimiter",
     "Conditions",
     "ContentRange",
+    "Forbidden",
     "Health",
     "InvalidKey",
     "MediaError",
@@ -45,14 +49,18 @@ __all__ = [
     "ObjectStream",
     "PreconditionFailed",
     "RangeNotSatisfiable",
+    "SignatureRejected",
+    "Signer",
     "Slot",
     "StorageBackend",
     "UpstreamError",
     "UpstreamTimeout",
+    "Verdict",
     "acquire_in_thread",
     "acquire_shielded",
     "check_preconditions",
     "parse_http_date",
     "hookimpl",
     "range_applies",
+    "sign_url",
 ]

@@ -15,12 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediasrv.admin_page import render_admin_page
 from mediasrv.inventory import Inventory
+from mediasrv.redaction import MASK
+from mediasrv.signing import SigningSettings
 
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'none'"
 
 
-def admin_app(inventory: Inventory, token: str) -> ASGIApp:
+def admin_app(inventory: Inventory, token: str, signing: SigningSettings | None = None) -> ASGIApp:
     """The ``/admin`` routes, guarded."""
 
     async def page(request: Request) -> Response:
@@ -40,12 +42,19 @@ def admin_app(inventory: Inventory, token: str) -> ASGIApp:
     async def plugins(request: Request) -> Response:
         return JSONResponse({"plugins": inventory.plugin_list()})
 
+    async def signing_keys(request: Request) -> Response:
+        keys = signing.keys if signing is not None else []
+        backends = inventory.registry.backends
+        signed = [name for name, backend in backends.items() if backend.settings.access == "signed"]
+        return JSONResponse({"keys": [MASK for _ in keys], "signed_backends": signed})
+
     router = Router(
         routes=[
             Route("/", page, methods=["GET", "HEAD"]),
             Route("/backends", backends, methods=["GET"]),
             Route("/backends/{name}", backend, methods=["GET"]),
             Route("/plugins", plugins, methods=["GET"]),
+            Route("/signing", signing_keys, methods=["GET"]),
         ]
     )
     return AdminGuard(router, token)

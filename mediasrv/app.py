@@ -44,7 +44,9 @@ register_url_convertor("mediakey", MediaKeyConvertor())
 def create_app(configuration: Configuration) -> FastAPI:
     """The app serving the configured backends."""
     settings, registry = configuration.settings, configuration.registry
-    media = MediaEndpoint(registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout)
+    media = MediaEndpoint(
+        registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout, settings.signing.signer()
+    )
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
     inventory = configuration.inventory(monitor)
     metrics = Metrics()
@@ -67,7 +69,7 @@ def create_app(configuration: Configuration) -> FastAPI:
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
     app.router.routes.extend(probe_routes(monitor, metrics))
-    app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value()))
+    app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value(), settings.signing))
     app.add_middleware(NoSniffMiddleware)
     app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
@@ -32,6 +32,9 @@ class BackendSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: str
+    access: Literal["public", "signed"] = Field(
+        default="public", description="signed: every GET/HEAD needs a valid signed URL ([signing] keys)"
+    )
     cache_control: str = Field(default="", description="Cache-Control sent with objects; empty: none")
     chunk_size: int = Field(default=1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="bytes per chunk read")
 

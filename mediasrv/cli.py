@@ -16,10 +16,11 @@ from mediasrv.configuration import Configuration, load_configuration, load_plugi
 from mediasrv.health import HealthMonitor
 from mediasrv.inventory import plugin_document
 from mediasrv.plugins import TRACE_ENV, PluginError, Problems, backend_kinds, get_plugin_manager, plugin_infos
-from mediasrv.settings import CONFIG_ENV, ConfigError, find_settings_file
+from mediasrv.settings import CONFIG_ENV, ConfigError, find_settings_file, load_settings
 
 EXIT_UNHEALTHY = 1
 EXIT_CONFIG_ERROR = 2
+EXIT_USAGE = 2  # argparse's status for a bad command line
 
 # Flags are handed to the workers as environment variables, the layer they override.
 _FLAG_ENVIRONMENT = {
@@ -124,6 +125,20 @@ def new_backend(args: argparse.Namespace) -> int:
     return 0
 
 
+def sign(args: argparse.Namespace) -> int:
+    """``mediasrv sign``: print URL signed with the first ``[signing]`` key."""
+    path = find_settings_file(args.config)
+    signer = load_settings(path).signing.signer()
+    if signer is None:
+        raise ConfigError(f"{path}: signing.keys: empty; set it (or MEDIASRV_SIGNING__KEYS) to sign URLs")
+    try:
+        print(signer.sign(args.url, args.expires))
+    except ValueError as exc:
+        print(f"mediasrv: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
     """Columns padded to their widest cell, the last one left ragged."""
     table = [headers, *rows]
@@ -187,6 +202,12 @@ def _parser() -> argparse.ArgumentParser:
     plugins_parser.add_argument("--json", action="store_true", help="print the /admin/plugins document")
     plugins_parser.set_defaults(run=plugins)
 
+    sign_parser = commands.add_parser("sign", help="print a URL (or /media/... path) signed with [signing] keys")
+    sign_parser.add_argument("url", metavar="URL", help="the URL or path to sign; an exp already in it is kept")
+    sign_parser.add_argument("--expires", type=_positive_int, metavar="SECONDS", help="valid for SECONDS from now")
+    sign_parser.add_argument("--config", help=config_help)
+    sign_parser.set_defaults(run=sign)
+
     new_backend_parser = commands.add_parser(
         "new-backend", help="write a backend plugin distribution (package, entry point, tests) to start from"
     )
@@ -194,3 +215,13 @@ def _parser() -> argparse.ArgumentParser:
     new_backend_parser.add_argument("--dir", default=".", help="folder to write it in (default: the current one)")
     new_backend_parser.set_defaults(run=new_backend)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value

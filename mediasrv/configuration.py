@@ -52,4 +52,14 @@ def load_configuration(config: str | os.PathLike[str] | None) -> Configuration:
         registry = BackendRegistry.from_settings(settings.backends, kinds, path.parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    _check_signed_backends(path, settings, registry)
     return Configuration(path, settings, pm, kinds, registry)
+
+
+def _check_signed_backends(path: Path, settings: Settings, registry: BackendRegistry) -> None:
+    """A signed backend with no key to verify with is a start-up error, not an open door."""
+    if settings.signing.keys:
+        return
+    for name, backend in registry.backends.items():
+        if backend.settings.access == "signed":
+            raise ConfigError(f'{path}: backends.{name}.access: "signed" needs [signing] keys, and none are set')

@@ -91,6 +91,33 @@ class UpstreamTimeout(MediaError, TimeoutError):
     default_detail = "upstream timeout"
 
 
+class Forbidden(MediaError, PermissionError):
+    """The request may not see this object (403)."""
+
+    status = 403
+    default_detail = "forbidden"
+
+
+class SignatureRejected(Forbidden):
+    """A signed backend's URL has no valid, unexpired signature (403).
+
+    ``kind`` is ``signature_missing``, ``signature_invalid`` or ``signature_expired``: the
+    metric label, and the only thing the detail tells (never which key, never the expected value).
+    """
+
+    details = {
+        "signature_missing": "signature required: this URL must be signed (no sig parameter)",
+        "signature_invalid": "signature invalid",
+        "signature_expired": "signature expired",
+    }
+
+    def __init__(self, kind: str) -> None:
+        if kind not in self.details:
+            raise ValueError(f"unknown signature rejection {kind!r}")
+        super().__init__(self.details[kind])
+        self.kind = kind
+
+
 class PluginFailure(UpstreamError):
     """A plugin let an exception that is not a MediaError escape (a bug in the plugin, not a
     failing source): still 502 for the client, but ``plugin_error`` in logs and metrics, apart

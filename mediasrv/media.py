@@ -15,13 +15,21 @@ from mediasrv.backend import StorageBackend
 from mediasrv.chunks import SlicedChunks
 from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_range, range_applies
 from mediasrv.connections import ClientConnection, find_connection
-from mediasrv.errors import MediaError, NotModified, PluginFailure, RangeNotSatisfiable, UpstreamTimeout
+from mediasrv.errors import (
+    MediaError,
+    NotModified,
+    PluginFailure,
+    RangeNotSatisfiable,
+    SignatureRejected,
+    UpstreamTimeout,
+)
 from mediasrv.keys import validate_key
 from mediasrv.limits import Slot, StreamLimiter
 from mediasrv.objects import ByteRange, Conditions, ObjectStream
 from mediasrv.observer import RequestRecord, error_kind, request_record
 from mediasrv.registry import BackendRegistry
 from mediasrv.responses import MediaResponse, close_chunks, error_response, object_headers
+from mediasrv.signing import Signer
 
 logger = logging.getLogger("mediasrv")
 
@@ -31,10 +39,13 @@ T = TypeVar("T")
 class MediaEndpoint:
     """Serves objects from the registry's backends with full HTTP semantics."""
 
-    def __init__(self, registry: BackendRegistry, limiter: StreamLimiter, send_timeout: float) -> None:
+    def __init__(
+        self, registry: BackendRegistry, limiter: StreamLimiter, send_timeout: float, signer: Signer | None = None
+    ) -> None:
         self.registry = registry
         self.limiter = limiter
         self.send_timeout = send_timeout
+        self.signer = signer
 
     async def handle(self, request: Request) -> Response:
         """Answer one request; every expected failure becomes its status, decided up front."""
@@ -48,6 +59,8 @@ class MediaEndpoint:
                 record.backend = name
             backend = self.registry.get(name)
             cache_control = backend.settings.cache_control
+            if backend.settings.access == "signed":
+                self._require_signature(request)
             key = validate_key(record.key)
             if request.method == "HEAD":
                 return await self._head(backend, key, request, record)
@@ -56,6 +69,13 @@ class MediaEndpoint:
             if not isinstance(exc, NotModified):
                 record.error = error_kind(exc)
             return error_response(exc, cache_control)
+
+    def _require_signature(self, request: Request) -> None:
+        """SignatureRejected unless the URL is validly signed: before the key is looked at or
+        any backend is called."""
+        if self.signer is None:  # start-up refuses this; should it happen, stay closed
+            raise SignatureRejected("signature_invalid")
+        self.signer.require(request)
 
     async def _head(self, backend: StorageBackend, key: str, request: Request, record: RequestRecord) -> Response:
         started = time.perf_counter()

@@ -45,10 +45,10 @@ def request_record(scope: Scope) -> RequestRecord:
 
 
 def error_kind(exc: BaseException) -> str:
-    """An error's metric label: its ``kind`` when it has one, else its class name in snake case
-    (``UpstreamTimeout`` -> ``upstream_timeout``)."""
+    """An error's metric label: its ``kind`` when it has one (``signature_expired``), else its
+    class name in snake case (``UpstreamTimeout`` -> ``upstream_timeout``)."""
     kind = getattr(exc, "kind", None)
-    if isinstance(kind, str) and kind:
+    if isinstance(kind, str):
         return kind
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 

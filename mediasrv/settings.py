@@ -15,8 +15,11 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
+
+from mediasrv.signing import SigningSettings
 
 DEFAULT_FILE = "settings.toml"
 CONFIG_ENV = "MEDIASRV_CONFIG"
@@ -69,6 +72,7 @@ class Settings(BaseSettings):
     plugins: list[str] = []
     server: ServerSettings = ServerSettings()
     admin: AdminSettings = AdminSettings()
+    signing: SigningSettings = SigningSettings()
     backends: dict[str, dict[str, Any]] = {}
 
     @field_validator("backends")
@@ -109,6 +113,8 @@ def load_settings(path: Path, overrides: dict[str, Any] | None = None) -> Settin
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe_validation_error(exc)}") from None
+    except SettingsError as exc:  # an environment variable holding a list or table that isn't JSON
+        raise ConfigError(f"{path}: {exc} (a list or table in the environment is JSON)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     finally:

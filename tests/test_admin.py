@@ -19,7 +19,7 @@ import pytest
 
 from conftest import PROJECT_DIR, Server, free_port, start_server, wait_until
 from s3_server import MotoServer
-from upstreams import Upstream, UpstreamLoop, files_app
+from upstreams import Upstream, files_app, serving
 
 ADMIN_TOKEN = "admin-TOKEN-5b1e0c"
 S3_ACCESS_KEY_ID = "AKIAMEDIASRVADMIN01"
@@ -42,11 +42,8 @@ class Site:
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
     root = tmp_path_factory.mktemp("upstream")
     (root / "hello.txt").write_text("hello")
-    loop = UpstreamLoop()
-    try:
-        yield loop.serve(files_app(root))
-    finally:
-        loop.close()
+    with serving(files_app(root)) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +143,7 @@ def test_backend_settings_are_shown_with_secrets_masked(site: Site) -> None:
     disk = backends["disk"]["settings"]
     assert disk == {
         "kind": "local",
+        "access": "public",
         "cache_control": "public, max-age=60",
         "chunk_size": 1048576,
         "root": str(PROJECT_DIR / "media"),

@@ -34,6 +34,7 @@ def redact(**values: object) -> dict[str, object]:
 def test_plain_settings_are_shown_as_json_values() -> None:
     assert redact(url="https://example.com/a", retries=5) == {
         "kind": "x",
+        "access": "public",
         "cache_control": "",
         "chunk_size": 1048576,
         "url": "https://example.com/a",

@@ -15,7 +15,8 @@ import asyncio
 import gzip
 import mimetypes
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -95,6 +96,16 @@ class UpstreamLoop:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
+
+
+@contextmanager
+def serving(build: Callable[[Upstream], web.Application]) -> Iterator[Upstream]:
+    """One app on a loop of its own, closed on exit."""
+    loop = UpstreamLoop()
+    try:
+        yield loop.serve(build)
+    finally:
+        loop.close()
 
 
 def _recorder(upstream: Upstream) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
