@@ -164,7 +164,7 @@ class BackendConformance:
     release_rounds: ClassVar[int] = 16
     timeout: ClassVar[float] = 10.0
     idle_connections: ClassVar[int] = 4
-    large_object_size: ClassVar[int] = 8 * 1024 * 1024
+    large_object_size: ClassVar[int] = 4 * 1024 * 1024
     memory_per_stream: ClassVar[int] = 1024 * 1024
 
     @pytest.fixture
