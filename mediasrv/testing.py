@@ -17,8 +17,12 @@ backend started, with ``chunk_size = BackendConformance.chunk_size``::
                 yield backend
 
 Every check calls the backend directly (no server): open/stat agreement, full and ranged
-reads, errors, key confinement, metadata types, chunk release, concurrency and health.
-Needs ``pip install mediasrv[testing]`` (pytest and pytest-asyncio).
+reads, errors, key confinement, metadata types, chunk release, concurrency and health; large
+objects (``stat`` and the first byte read no body, memory per stream is bounded), cancellation
+during ``open``, ``stop`` with streams open, ``If-Range``, and a source failing mid-stream (override
+``break_object``). To check the core's answers too (206, 304, 416 over a socket), ``serve(backend)``
+runs the real app with it on a free port. Needs ``pip install mediasrv[testing]`` (pytest,
+pytest-asyncio and httpx).
 """
 
 from __future__ import annotations
