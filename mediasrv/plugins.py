@@ -232,16 +232,20 @@ def _import_plugin(name: str, search_path: Path | None) -> ModuleType:
 
 
 def _where(exc: BaseException) -> str:
-    """`` at FILE:LINE`` of the line that raised ``exc`` (outside the import machinery)."""
+    """`` at FILE:LINE``: the plugin's own line that raised ``exc``, or led to the library call
+    that did (the import machinery and this module left out)."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f" at {exc.filename}:{exc.lineno}"
-    machinery = os.path.dirname(importlib.__file__)
-    frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if not frame.filename.startswith(("<frozen", machinery))
-    ]
-    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    machinery = ("<frozen", os.path.dirname(importlib.__file__), __file__)
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.startswith(machinery)]
+    if not frames:
+        return ""
+    # The first frame is the plugin's (its module being imported, or its hook): its folder, for
+    # a package, or its file is the plugin's code; the deepest frame there is the line to fix.
+    first = frames[0].filename
+    root = os.path.dirname(first) if os.path.basename(first) == "__init__.py" else first
+    own = [frame for frame in frames if frame.filename.startswith(root)]
+    return f" at {own[-1].filename}:{own[-1].lineno}"
 
 
 @dataclass(frozen=True)
