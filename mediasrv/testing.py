@@ -31,7 +31,6 @@ import asyncio
 import gc
 import hashlib
 import os
-import re
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -43,9 +42,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import pytest
 
 from mediasrv.backend import StorageBackend
-from mediasrv.chunks import ChunkReader
+from mediasrv.chunks import ChunkReader, Chunks
 from mediasrv.errors import InvalidKey, MediaError, NotFound, NotModified, PreconditionFailed, RangeNotSatisfiable
-from mediasrv.objects import ByteRange, Chunks, Conditions, ObjectInfo, ObjectStream
+from mediasrv.grammar import ENTITY_TAG
+from mediasrv.objects import Conditions, ObjectInfo, ObjectStream
+from mediasrv.ranges import ByteRange
 from mediasrv.testing_server import ServedApp, serve
 
 __all__ = ["BackendConformance", "SampleObject", "ServedApp", "serve", "started"]
@@ -59,7 +60,6 @@ NESTED = "conformance/a/b/nested.json"
 ODD_NAME = "conformance/with space, ünïcode & symbols+=@.txt"
 MISSING = "conformance/missing.txt"
 HUGE = "conformance/huge.bin"  # stored only for the tests marked with needs_large_object
-ETAG = re.compile(r'(W/)?"[^"\x00-\x1f]*"')
 
 
 @dataclass(frozen=True)
@@ -107,9 +107,7 @@ async def read_all(chunks: Chunks) -> bytes:
 
 async def aclose(chunks: Chunks) -> None:
     """Close a chunk iterator as the core does."""
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        await close()
+    await chunks.aclose()
 
 
 def open_descriptors() -> int | None:
@@ -606,7 +604,7 @@ def check_info(info: ObjectInfo, size: int) -> None:
     """``info`` has the documented types, and the right size when it gives one."""
     assert isinstance(info, ObjectInfo), f"stat returned {type(info).__name__}, not ObjectInfo"
     assert info.size is None or (type(info.size) is int and info.size == size), f"size {info.size!r}, not {size}"
-    assert info.etag is None or (isinstance(info.etag, str) and ETAG.fullmatch(info.etag)), (
+    assert info.etag is None or (isinstance(info.etag, str) and ENTITY_TAG.fullmatch(info.etag)), (
         f'etag {info.etag!r} is not a quoted entity tag ("..." or W/"...")'
     )
     if info.last_modified is not None:
