@@ -12,12 +12,14 @@ from mediasrv.errors import (
     BackendUnavailable,
     Forbidden,
     InvalidKey,
+    InvalidTransform,
     MediaError,
     NotFound,
     NotModified,
     PreconditionFailed,
     RangeNotSatisfiable,
     SignatureRejected,
+    UnprocessableImage,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -37,6 +39,7 @@ from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
 from mediasrv.ranges import ByteRange, ContentRange, parse_range, parse_unsatisfied_range, serves
 from mediasrv.signing import Signer, Verdict, sign_url
 from mediasrv.threads import acquire_in_thread, acquire_shielded
+from mediasrv.transforms import Choice, Integer, Number, Operation, flag
 
 try:
     __version__ = importlib.metadata.version("mediasrv")
@@ -44,6 +47,13 @@ except importlib.metadata.PackageNotFoundError:  # run from a checkout that is n
     __version__ = "0+unknown"
 
 __all__ = [
+    "Choice",
+    "Integer",
+    "InvalidTransform",
+    "Number",
+    "Operation",
+    "UnprocessableImage",
+    "flag",
     "BackendSettings",
     "BackendUnavailable",
     "ByteRange",

@@ -15,7 +15,15 @@ from mediasrv.app import build_app
 from mediasrv.configuration import Configuration, load_configuration, load_plugins
 from mediasrv.health import HealthMonitor
 from mediasrv.inventory import Inventory, plugin_document
-from mediasrv.plugins import TRACE_ENV, PluginError, Problems, backend_kinds, get_plugin_manager, plugin_infos
+from mediasrv.plugins import (
+    TRACE_ENV,
+    PluginError,
+    Problems,
+    backend_kinds,
+    get_plugin_manager,
+    plugin_infos,
+    transform_operations,
+)
 from mediasrv.settings import CONFIG_ENV, ConfigError, find_settings_file, load_settings
 
 EXIT_UNHEALTHY = 1
@@ -97,17 +105,24 @@ def plugins(args: argparse.Namespace) -> int:
         _, _, pm = load_plugins(args.config, problems)
     else:
         pm = get_plugin_manager(problems=problems)
-    infos = plugin_infos(pm, backend_kinds(pm, problems))
+    infos = plugin_infos(pm, backend_kinds(pm, problems), transform_operations(pm, problems))
     if args.json:
         broken = [{"name": plugin.name, "problem": plugin.problem} for plugin in problems.broken]
         print(json.dumps({"plugins": [plugin_document(info) for info in infos], "broken": broken}, indent=2))
     else:
         rows = [
-            [info.name, info.module, info.distribution or "-", info.version or "-", ", ".join(info.kinds) or "-"]
+            [
+                info.name,
+                info.module,
+                info.distribution or "-",
+                info.version or "-",
+                ", ".join(info.kinds) or "-",
+                ", ".join(info.operations) or "-",
+            ]
             for info in infos
         ]
-        rows += [[plugin.name, "BROKEN", "-", "-", plugin.problem] for plugin in problems.broken]
-        print(format_table(["NAME", "MODULE", "DISTRIBUTION", "VERSION", "KINDS"], rows))
+        rows += [[plugin.name, "BROKEN", "-", "-", "-", plugin.problem] for plugin in problems.broken]
+        print(format_table(["NAME", "MODULE", "DISTRIBUTION", "VERSION", "KINDS", "OPERATIONS"], rows))
     return EXIT_UNHEALTHY if problems.broken else 0
 
 

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from mediasrv.signing import SigningSettings
+from mediasrv.transforms.settings import TransformSettings
 
 DEFAULT_FILE = "settings.toml"
 CONFIG_ENV = "MEDIASRV_CONFIG"
@@ -73,6 +74,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     admin: AdminSettings = AdminSettings()
     signing: SigningSettings = SigningSettings()
+    transforms: TransformSettings = TransformSettings()
     backends: dict[str, dict[str, Any]] = {}
 
     @field_validator("backends")
