@@ -135,7 +135,7 @@ def test_new_backend_scaffold_installs_and_fails_only_where_code_is_missing(
     # As the scaffold's README says: an editable install, so that the code written next is what runs.
     run(sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "--no-index", "--no-build-isolation", "-e", plugin)
     listed = run(bin_dir / "mediasrv", "plugins", cwd=tmp_path)
-    assert re.search(r"^sqlite\s+mediasrv_sqlite\s+mediasrv-sqlite\s+0\.1\.0\s+sqlite$", listed.stdout, re.M)
+    assert re.search(r"^sqlite\s+mediasrv_sqlite\s+mediasrv-sqlite\s+0\.1\.0\s+sqlite\s+-$", listed.stdout, re.M)
     typed = run(bin_dir / "python", "-m", "mypy", "--cache-dir", mypy_cache, "mediasrv_sqlite", "tests", cwd=plugin)
     assert "Success" in typed.stdout
     result = plugin_tests(bin_dir / "python", plugin)
