@@ -38,6 +38,7 @@ from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
 from mediasrv.ranges import ByteRange, ContentRange, parse_range, parse_unsatisfied_range, serves
 from mediasrv.signing import Signer, Verdict, sign_url
+from mediasrv.threads import acquire_in_thread, acquire_shielded
 from mediasrv.transforms import Choice, Integer, Number, Operation, flag
 
 try:
@@ -79,6 +80,8 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeout",
     "Verdict",
+    "acquire_in_thread",
+    "acquire_shielded",
     "check_preconditions",
     "entity_tag",
     "format_http_date",

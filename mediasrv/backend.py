@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from mediasrv.errors import BackendUnavailable, MediaError, UpstreamError, UpstreamTimeout
+from mediasrv.errors import BackendUnavailable, MediaError, PluginFailure, UpstreamTimeout
 from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
 from mediasrv.ranges import ByteRange
 
@@ -109,5 +109,5 @@ async def guarded(backend: StorageBackend, call: Awaitable[T]) -> T:
     except TimeoutError:
         raise UpstreamTimeout(f"backend {backend.name!r} timed out") from None
     except Exception:
-        logger.exception("backend %r (%s) raised an unmapped error", backend.name, backend.kind)
-        raise UpstreamError(f"backend {backend.name!r} failed") from None
+        logger.exception("backend %r (%s) raised an unmapped error (plugin_error)", backend.name, backend.kind)
+        raise PluginFailure(f"backend {backend.name!r} failed") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -14,7 +15,15 @@ from mediasrv.app import build_app
 from mediasrv.configuration import Configuration, load_configuration, load_plugins
 from mediasrv.health import HealthMonitor
 from mediasrv.inventory import Inventory, plugin_document
-from mediasrv.plugins import PluginError, backend_kinds, get_plugin_manager, plugin_infos, transform_operations
+from mediasrv.plugins import (
+    TRACE_ENV,
+    PluginError,
+    Problems,
+    backend_kinds,
+    get_plugin_manager,
+    plugin_infos,
+    transform_operations,
+)
 from mediasrv.settings import CONFIG_ENV, ConfigError, find_settings_file, load_settings
 
 EXIT_UNHEALTHY = 1
@@ -32,12 +41,25 @@ _FLAG_ENVIRONMENT = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    if os.environ.get(TRACE_ENV, "") not in ("", "0"):
+        _log_traces_to_stderr()
     try:
         status: int = args.run(args)
         return status
     except (ConfigError, PluginError) as exc:
         print(f"mediasrv: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+
+
+def _log_traces_to_stderr() -> None:
+    """Plugin trace lines on stderr from the start, so that they are there when loading fails
+    (the server's own logging is set up only once it runs)."""
+    logger = logging.getLogger("mediasrv")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -74,15 +96,19 @@ def backends(args: argparse.Namespace) -> int:
 
 
 def plugins(args: argparse.Namespace) -> int:
-    """``mediasrv plugins``: the installed plugins, plus the settings file's when there is one."""
+    """``mediasrv plugins``: the installed plugins, plus the settings file's when there is one.
+
+    A broken plugin is listed as such, after the ones that loaded; the status is then 1."""
     explicit = args.config or os.environ.get(CONFIG_ENV)
+    problems = Problems()
     if explicit or find_settings_file().is_file():
-        _, _, pm = load_plugins(args.config)
+        _, _, pm = load_plugins(args.config, problems)
     else:
-        pm = get_plugin_manager()
-    infos = plugin_infos(pm, backend_kinds(pm), transform_operations(pm))
+        pm = get_plugin_manager(problems=problems)
+    infos = plugin_infos(pm, backend_kinds(pm, problems), transform_operations(pm, problems))
     if args.json:
-        print(json.dumps({"plugins": [plugin_document(info) for info in infos]}, indent=2))
+        broken = [{"name": plugin.name, "problem": plugin.problem} for plugin in problems.broken]
+        print(json.dumps({"plugins": [plugin_document(info) for info in infos], "broken": broken}, indent=2))
     else:
         rows = [
             [
@@ -95,7 +121,22 @@ def plugins(args: argparse.Namespace) -> int:
             ]
             for info in infos
         ]
+        rows += [[plugin.name, "BROKEN", "-", "-", "-", plugin.problem] for plugin in problems.broken]
         print(format_table(["NAME", "MODULE", "DISTRIBUTION", "VERSION", "KINDS", "OPERATIONS"], rows))
+    return EXIT_UNHEALTHY if problems.broken else 0
+
+
+def new_backend(args: argparse.Namespace) -> int:
+    """``mediasrv new-backend NAME``: write a backend plugin distribution to start from."""
+    from pathlib import Path
+
+    from mediasrv.scaffold import backend_names, write_backend
+
+    target = write_backend(args.name, Path(args.dir))
+    names = backend_names(args.name)
+    print(f"wrote {target}: the {names['class_name']} plugin (kind {args.name!r}). Next:")
+    print(f"  cd {target} && pip install -e '.[test]' && python -m pytest")
+    print(f"  then write {names['package']}/backend.py until the tests pass")
     return 0
 
 
@@ -181,6 +222,13 @@ def _parser() -> argparse.ArgumentParser:
     sign_parser.add_argument("--expires", type=_positive_int, metavar="SECONDS", help="valid for SECONDS from now")
     sign_parser.add_argument("--config", help=config_help)
     sign_parser.set_defaults(run=sign)
+
+    new_backend_parser = commands.add_parser(
+        "new-backend", help="write a backend plugin distribution (package, entry point, tests) to start from"
+    )
+    new_backend_parser.add_argument("name", help="the backend kind, e.g. sqlite (lower case, digits, _)")
+    new_backend_parser.add_argument("--dir", default=".", help="folder to write it in (default: the current one)")
+    new_backend_parser.set_defaults(run=new_backend)
     return parser
 
 

@@ -17,6 +17,7 @@ from mediasrv.demo import demo_folder
 from mediasrv.errors import InvalidTransform
 from mediasrv.plugins import (
     BackendKind,
+    Problems,
     RegisteredOperation,
     StoreKind,
     backend_kinds,
@@ -49,12 +50,15 @@ class Configuration:
         return {name: registered.operation for name, registered in self.registered_operations.items()}
 
 
-def load_plugins(config: str | os.PathLike[str] | None) -> tuple[Path, Settings, pluggy.PluginManager]:
+def load_plugins(
+    config: str | os.PathLike[str] | None, problems: Problems | None = None
+) -> tuple[Path, Settings, pluggy.PluginManager]:
     """The settings file (``config``, else ``$MEDIASRV_CONFIG``, else ./settings.toml), its
-    settings and the plugin manager with its plugins; ConfigError or PluginError if invalid."""
+    settings and the plugin manager with its plugins; ConfigError or PluginError if invalid
+    (broken plugins are recorded in ``problems`` instead, when given)."""
     path = find_settings_file(config)
     settings = load_settings(path)
-    return path, settings, get_plugin_manager(settings.plugins, search_path=path.parent)
+    return path, settings, get_plugin_manager(settings.plugins, search_path=path.parent, problems=problems)
 
 
 def load_configuration(config: str | os.PathLike[str] | None) -> Configuration:

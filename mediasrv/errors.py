@@ -148,3 +148,11 @@ class RenderUnavailable(BackendUnavailable):
     def __init__(self, reason: str, detail: str, retry_after: int = 1) -> None:
         super().__init__(detail, retry_after=retry_after)
         self.reason = reason
+
+
+class PluginFailure(UpstreamError):
+    """A plugin let an exception that is not a MediaError escape (a bug in the plugin, not a
+    failing source): still 502 for the client, but ``plugin_error`` in logs and metrics, apart
+    from the ``upstream_error`` of real source failures."""
+
+    kind = "plugin_error"

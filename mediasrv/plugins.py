@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,31 @@ class PluginError(Exception):
 
 
 @dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that failed to load or register, as ``mediasrv plugins`` lists it."""
+
+    name: str
+    problem: str
+
+
+class Problems:
+    """Where a tolerant load (``mediasrv plugins``) collects the plugins it skipped; without
+    one, the first problem raises PluginError."""
+
+    def __init__(self) -> None:
+        self.broken: list[BrokenPlugin] = []
+
+    def add(self, name: str, error: PluginError) -> None:
+        self.broken.append(BrokenPlugin(name, str(error)))
+
+
+def _report(problems: Problems | None, name: str, error: PluginError) -> None:
+    if problems is None:
+        raise error
+    problems.add(name, error)
+
+
+@dataclass(frozen=True)
 class BackendKind:
     """A registered backend class and the plugin that registered it."""
 
@@ -43,26 +69,55 @@ class BackendKind:
     plugin_name: str
 
 
-def get_plugin_manager(modules: Iterable[str] = (), search_path: Path | None = None) -> pluggy.PluginManager:
+def get_plugin_manager(
+    modules: Iterable[str] = (), search_path: Path | None = None, problems: Problems | None = None
+) -> pluggy.PluginManager:
     """A plugin manager with the ``mediasrv`` entry points and ``modules`` registered.
 
     ``modules`` are importable module names (settings' ``plugins = [...]``), imported with
-    ``search_path`` (the settings file's folder) on ``sys.path``.
+    ``search_path`` (the settings file's folder) on ``sys.path``. A plugin that fails raises
+    PluginError, or, given ``problems``, is recorded there and left out.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     if os.environ.get(TRACE_ENV, "") not in ("", "0"):
         enable_tracing(pm)
     pm.add_hookspecs(hookspecs)
-    _load_entry_points(pm)
+    _load_entry_points(pm, problems)
     for name in modules:
-        module = _import_plugin(name, search_path)
-        if not pm.is_registered(module):  # an installed plugin may be named again in settings
-            _register(pm, module, name)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {_one_line(exc)}") from None
+        try:
+            module = _import_plugin(name, search_path)
+            if not pm.is_registered(module):  # an installed plugin may be named again in settings
+                _register(pm, module, name)
+        except PluginError as exc:
+            _report(problems, name, exc)
+    _check_pending(pm, problems)
     return pm
+
+
+def _check_pending(pm: pluggy.PluginManager, problems: Problems | None) -> None:
+    """Misspelled hooks are errors; each plugin must implement at least one hook."""
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            _report(problems, name, PluginError(f"plugin {name!r}: {_one_line(exc)}"))
+            pm.unregister(exc.plugin)
+    for plugin in pm.get_plugins():
+        if not pm.get_hookcallers(plugin):
+            name = pm.get_name(plugin) or repr(plugin)
+            _report(problems, name, PluginError(f"plugin {name!r}: {_no_hook(plugin)}"))
+            pm.unregister(plugin)
+
+
+def _no_hook(plugin: object) -> str:
+    module = getattr(plugin, "__name__", repr(plugin))
+    message = f"module {module} loaded but implements no mediasrv hook"
+    unmarked = sorted(name for name in dir(plugin) if name.startswith(f"{hookspecs.PROJECT}_"))
+    if unmarked:
+        return f"{message} ({', '.join(unmarked)} not marked with @mediasrv.hookimpl)"
+    return f"{message} (a function such as mediasrv_register_backends, marked with @mediasrv.hookimpl)"
 
 
 def enable_tracing(pm: pluggy.PluginManager) -> None:
@@ -76,10 +131,12 @@ def _log_trace(message: str) -> None:
         logger.info("plugin trace: %s", line)
 
 
-def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
-    """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind."""
+def backend_kinds(pm: pluggy.PluginManager, problems: Problems | None = None) -> dict[str, BackendKind]:
+    """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind.
+
+    A plugin that fails raises PluginError, or, given ``problems``, is recorded there."""
     check = functools.partial(_check_class, base=StorageBackend, settings_base=BackendSettings)
-    found = _registrations(pm, "mediasrv_register_backends", "backend kind", "kind", check)
+    found = _registrations(pm, "mediasrv_register_backends", "backend kind", "kind", check, problems)
     return {kind: BackendKind(backend_class, plugin_name) for kind, (backend_class, plugin_name) in found.items()}
 
 
@@ -91,10 +148,14 @@ class RegisteredOperation:
     plugin_name: str
 
 
-def transform_operations(pm: pluggy.PluginManager) -> dict[str, RegisteredOperation]:
+def transform_operations(
+    pm: pluggy.PluginManager, problems: Problems | None = None
+) -> dict[str, RegisteredOperation]:
     """Every registered transform operation by parameter name, checked: an Operation with a
-    module-level ``apply``, a name no other plugin, built-in parameter or reserved name has."""
-    found = _registrations(pm, "mediasrv_register_transforms", "transform", "transform", _check_operation)
+    module-level ``apply``, a name no other plugin, built-in parameter or reserved name has.
+
+    A plugin that fails raises PluginError, or, given ``problems``, is recorded there."""
+    found = _registrations(pm, "mediasrv_register_transforms", "transform", "transform", _check_operation, problems)
     return {name: RegisteredOperation(operation, plugin_name) for name, (operation, plugin_name) in found.items()}
 
 
@@ -106,15 +167,22 @@ class StoreKind:
     plugin_name: str
 
 
-def result_store_kinds(pm: pluggy.PluginManager) -> dict[str, StoreKind]:
-    """Every registered result store kind, checked: a ResultStore subclass, one plugin per kind."""
+def result_store_kinds(pm: pluggy.PluginManager, problems: Problems | None = None) -> dict[str, StoreKind]:
+    """Every registered result store kind, checked: a ResultStore subclass, one plugin per kind.
+
+    A plugin that fails raises PluginError, or, given ``problems``, is recorded there."""
     check = functools.partial(_check_class, base=ResultStore, settings_base=StoreSettings)
-    found = _registrations(pm, "mediasrv_register_result_stores", "result store kind", "result store", check)
+    found = _registrations(pm, "mediasrv_register_result_stores", "result store kind", "result store", check, problems)
     return {kind: StoreKind(store_class, plugin_name) for kind, (store_class, plugin_name) in found.items()}
 
 
 def _registrations(
-    pm: pluggy.PluginManager, hook: str, noun: str, trace_noun: str, check: Callable[[Any, str], str]
+    pm: pluggy.PluginManager,
+    hook: str,
+    noun: str,
+    trace_noun: str,
+    check: Callable[[Any, str], str],
+    problems: Problems | None = None,
 ) -> dict[str, tuple[Any, str]]:
     """What each implementation of a register hook registers, by the name ``check`` gives it,
     with the registering plugin's name; a name registered twice is a PluginError.
@@ -125,7 +193,6 @@ def _registrations(
     found: dict[str, tuple[Any, str]] = {}
     hooktrace = pm.trace.root.get("hook")
     for impl in getattr(pm.hook, hook).get_hookimpls():
-        _refuse_wrapper(impl, hook)
 
         def register(item: Any, plugin_name: str = impl.plugin_name) -> None:
             name = check(item, plugin_name)
@@ -138,11 +205,13 @@ def _registrations(
 
         hooktrace(f"{hook} of plugin {impl.plugin_name!r}")
         try:
+            _refuse_wrapper(impl, hook)
             impl.function(**hook_arguments(impl, register=register))
-        except PluginError:
-            raise
+        except PluginError as exc:
+            _report(problems, impl.plugin_name, exc)
         except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r}: {hook} failed: {exc!r}") from None
+            failed = f"{hook} failed: {exc!r}{_where(exc)}"
+            _report(problems, impl.plugin_name, PluginError(f"plugin {impl.plugin_name!r}: {failed}"))
     return found
 
 
@@ -197,16 +266,21 @@ def _check_class(registered: object, plugin_name: str, base: type[Any], settings
     return kind
 
 
-def _load_entry_points(pm: pluggy.PluginManager) -> None:
+def _load_entry_points(pm: pluggy.PluginManager, problems: Problems | None = None) -> None:
     # Import each entry point first so a failure names its plugin; pluggy then registers
     # them (from the import cache) and records their distributions for introspection.
     entry_points = importlib.metadata.entry_points(group=hookspecs.PROJECT)
-    _check_unique_names(entry_points)
+    try:
+        _check_unique_names(entry_points)
+    except PluginError as exc:
+        _report(problems, "(entry points)", exc)
     for entry_point in entry_points:
         try:
             entry_point.load()
         except Exception as exc:
-            raise PluginError(f"plugin {entry_point.name!r} ({entry_point.value}): import failed: {exc!r}") from None
+            failed = f"plugin {entry_point.name!r} ({entry_point.value}): import failed: {exc!r}{_where(exc)}"
+            _report(problems, entry_point.name, PluginError(failed))
+            pm.set_blocked(entry_point.name)  # pluggy would import it again and raise
     try:
         pm.load_setuptools_entrypoints(hookspecs.PROJECT)
     except (ValueError, pluggy.PluginValidationError) as exc:
@@ -249,7 +323,24 @@ def _import_plugin(name: str, search_path: Path | None) -> ModuleType:
     try:
         return importlib.import_module(name)
     except Exception as exc:
-        raise PluginError(f"plugin {name!r} (from settings 'plugins'): import failed: {exc!r}") from None
+        raise PluginError(f"plugin {name!r} (from settings 'plugins'): import failed: {exc!r}{_where(exc)}") from None
+
+
+def _where(exc: BaseException) -> str:
+    """`` at FILE:LINE``: the plugin's own line that raised ``exc``, or led to the library call
+    that did (the import machinery and this module left out)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" at {exc.filename}:{exc.lineno}"
+    machinery = ("<frozen", os.path.dirname(importlib.__file__), __file__)
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.startswith(machinery)]
+    if not frames:
+        return ""
+    # The first frame is the plugin's (its module being imported, or its hook): its folder, for
+    # a package, or its file is the plugin's code; the deepest frame there is the line to fix.
+    first = frames[0].filename
+    root = os.path.dirname(first) if os.path.basename(first) == "__init__.py" else first
+    own = [frame for frame in frames if frame.filename.startswith(root)]
+    return f" at {own[-1].filename}:{own[-1].lineno}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mediasrv.backend import StorageBackend
+from mediasrv.backend import BackendSettings, StorageBackend
 from mediasrv.errors import BackendUnavailable, NotFound
 from mediasrv.plugins import BackendKind
 from mediasrv.settings import ConfigError, describe_validation_error
@@ -79,13 +79,21 @@ def _build_backend(name: str, table: dict[str, Any], kinds: dict[str, BackendKin
         settings = backend_class.Settings.model_validate(table, context={"config_dir": config_dir})
     except ValidationError as exc:
         detail = describe_validation_error(exc, prefix=f"backends.{name}")
-        raise ConfigError(f"{detail} (plugin {backend_kind.plugin_name!r})") from None
+        raise ConfigError(f"{detail} (plugin {backend_kind.plugin_name!r}{_settings_hint(backend_class)})") from None
     except Exception as exc:  # a validator that raised something pydantic does not wrap
         raise _rejected(name, backend_kind, exc) from None
     try:
         return backend_class(name, settings)
     except Exception as exc:
         raise _rejected(name, backend_kind, exc) from None
+
+
+def _settings_hint(backend_class: type[StorageBackend]) -> str:
+    """Why every key but the common ones is refused, when the class forgot its Settings model."""
+    if backend_class.Settings is not BackendSettings:
+        return ""
+    common = ", ".join(BackendSettings.model_fields)
+    return f"; {backend_class.__name__} defines no Settings class, so only {common} are accepted"
 
 
 def _rejected(name: str, backend_kind: BackendKind, exc: Exception) -> ConfigError:

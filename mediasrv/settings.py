@@ -25,6 +25,8 @@ from mediasrv.transforms.settings import TransformSettings
 
 DEFAULT_FILE = "settings.toml"
 CONFIG_ENV = "MEDIASRV_CONFIG"
+ENV_PREFIX = "MEDIASRV_"
+ENV_DELIMITER = "__"
 BACKEND_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
 
 _settings_file: ContextVar[Path | None] = ContextVar("_settings_file", default=None)
@@ -71,8 +73,8 @@ class Settings(BaseSettings):
     ``Settings`` model of the backend kind it names (see ``mediasrv.registry``)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="MEDIASRV_",
-        env_nested_delimiter="__",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
         extra="forbid",
         case_sensitive=False,
     )
@@ -137,4 +139,17 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
     first = errors[0]
     key = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{key or '(top level)'}: {first['msg']}{more}"
+    variable = environment_variable(key)
+    source = f" (from environment variable {variable})" if variable is not None else ""
+    return f"{key or '(top level)'}{source}: {first['msg']}{more}"
+
+
+def environment_variable(key: str) -> str | None:
+    """The ``MEDIASRV_*`` variable that set dotted ``key`` (or a table holding it), if one is set."""
+    parts = [part for part in key.split(".") if part]
+    names = {name.upper(): name for name in os.environ}
+    for length in range(len(parts), 0, -1):
+        name = ENV_PREFIX + ENV_DELIMITER.join(parts[:length]).upper()
+        if name in names:
+            return names[name]
+    return None

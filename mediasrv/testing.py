@@ -17,29 +17,39 @@ backend started, with ``chunk_size = BackendConformance.chunk_size``::
                 yield backend
 
 Every check calls the backend directly (no server): open/stat agreement, full and ranged
-reads, errors, key confinement, metadata types, chunk release, concurrency and health.
-Needs ``pip install mediasrv[testing]`` (pytest and pytest-asyncio).
+reads, errors, key confinement, metadata types, chunk release, concurrency and health; large
+objects (``stat`` and the first byte read no body, memory per stream is bounded), cancellation
+during ``open``, ``stop`` with streams open, ``If-Range``, and a source failing mid-stream (override
+``break_object``). To check the core's answers too (206, 304, 416 over a socket), ``serve(backend)``
+runs the real app with it on a free port. Needs ``pip install mediasrv[testing]`` (pytest,
+pytest-asyncio and httpx).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import hashlib
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from datetime import UTC
+from email.utils import format_datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pytest
 
 from mediasrv.backend import StorageBackend
 from mediasrv.chunks import ChunkReader, Chunks
-from mediasrv.errors import InvalidKey, NotFound, NotModified, PreconditionFailed, RangeNotSatisfiable
+from mediasrv.errors import InvalidKey, MediaError, NotFound, NotModified, PreconditionFailed, RangeNotSatisfiable
 from mediasrv.grammar import ENTITY_TAG
 from mediasrv.objects import Conditions, ObjectInfo, ObjectStream
 from mediasrv.ranges import ByteRange
+from mediasrv.testing_server import ServedApp, serve
 
-__all__ = ["BackendConformance", "SampleObject", "started"]
+__all__ = ["BackendConformance", "SampleObject", "ServedApp", "serve", "started"]
 
 B = TypeVar("B", bound=StorageBackend)
 
@@ -49,6 +59,7 @@ LARGE = "conformance/large.bin"
 NESTED = "conformance/a/b/nested.json"
 ODD_NAME = "conformance/with space, ünïcode & symbols+=@.txt"
 MISSING = "conformance/missing.txt"
+HUGE = "conformance/huge.bin"  # stored only for the tests marked with needs_large_object
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,16 @@ async def started(backend: B) -> AsyncIterator[B]:
         yield backend
     finally:
         await backend.stop()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def needs_large_object(test: F) -> F:
+    """Marks a check that needs the ``large_object_size`` object in ``objects`` (the others
+    don't get it, so that each fixture does not store megabytes)."""
+    test.needs_large_object = True  # type: ignore[attr-defined]
+    return test
 
 
 def pattern(size: int) -> bytes:
@@ -97,6 +118,19 @@ def open_descriptors() -> int | None:
         return None
 
 
+async def descriptors_left(before: int | None, settle: float = 1.0) -> int:
+    """How many more descriptors than ``before`` this process holds, once those being closed
+    (by worker threads, by the other end of a socket) had ``settle`` seconds to go."""
+    deadline = asyncio.get_running_loop().time() + settle
+    while True:
+        after = open_descriptors()
+        if before is None or after is None:
+            return 0
+        if after <= before or asyncio.get_running_loop().time() >= deadline:
+            return max(after - before, 0)
+        await asyncio.sleep(0.02)
+
+
 class BackendConformance:
     """The StorageBackend contract as tests; subclass it and provide the ``backend`` fixture.
 
@@ -109,6 +143,14 @@ class BackendConformance:
     - ``concurrent_opens``, ``release_rounds``: how many streams the concurrency and release
       checks open; ``release_rounds`` must exceed your test configuration's pool size.
     - ``timeout``: seconds any single backend call may take.
+    - ``idle_connections``: descriptors a backend may hold between requests beyond those it
+      held before (pooled keep-alive connections; both ends count when the test source runs
+      in the same process).
+    - ``large_object_size``: bytes of the object the large-object and memory checks read.
+    - ``memory_per_stream``: bytes (as Python allocates them) one stream of it may hold at
+      once, and how much more than for a small object its ``stat`` and first chunk may take.
+      Transport buffers count; raise it if your client library buffers more, never near
+      ``large_object_size``.
     """
 
     chunk_size: ClassVar[int] = 4096
@@ -123,22 +165,34 @@ class BackendConformance:
     concurrent_opens: ClassVar[int] = 8
     release_rounds: ClassVar[int] = 16
     timeout: ClassVar[float] = 10.0
+    idle_connections: ClassVar[int] = 4
+    large_object_size: ClassVar[int] = 4 * 1024 * 1024
+    memory_per_stream: ClassVar[int] = 1024 * 1024
 
     @pytest.fixture
-    def objects(self) -> dict[str, SampleObject]:
+    def objects(self, request: pytest.FixtureRequest) -> dict[str, SampleObject]:
         """The objects the ``backend`` fixture must store before it yields."""
-        return {
+        objects = {
             SMALL: SampleObject(b"0123456789 the quick brown fox jumps over the lazy dog\n", "text/plain"),
             EMPTY: SampleObject(b"", "application/octet-stream"),
             LARGE: SampleObject(pattern(3 * self.chunk_size + 123), "application/octet-stream"),
             NESTED: SampleObject(b'{"nested": true}\n', "application/json"),
             ODD_NAME: SampleObject(b"odd name\n", "text/plain"),
         }
+        if getattr(request.function, "needs_large_object", False):
+            objects[HUGE] = SampleObject(pattern(self.large_object_size), "application/octet-stream")
+        return objects
 
-    @pytest.fixture
-    def backend(self) -> StorageBackend:
-        """Override: store ``objects``, then yield the started backend (see the module docs)."""
-        raise NotImplementedError(f"{type(self).__name__} must provide a 'backend' fixture")
+    if TYPE_CHECKING:
+        # A subclass's fixture (async, with its own parameters) is not a type-compatible override
+        # of a pytest fixture object, so mypy --strict is told only that the name exists.
+        backend: Any
+    else:
+
+        @pytest.fixture
+        def backend(self) -> StorageBackend:
+            """Override: store ``objects``, then yield the started backend (see the module docs)."""
+            raise NotImplementedError(f"{type(self).__name__} must provide a 'backend' fixture")
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -351,6 +405,199 @@ class BackendConformance:
             health = await backend.health()
         assert health.ok, f"unhealthy: {health.error}"
         assert health.error is None or isinstance(health.error, str)
+
+    # --- large objects, memory, cancellation, shutdown (round 2) --------------------------------
+
+    async def break_object(self, backend: StorageBackend, key: str) -> bool:
+        """Override: make the source fail ``key``'s body from now on, as a truncated file, a
+        reset connection or a corrupted blob does, and return True. The default returns False,
+        and the check that a failing source raises is skipped."""
+        return False
+
+    @pytest.mark.asyncio
+    @needs_large_object
+    async def test_large_object_stat_is_bounded(self, backend: StorageBackend) -> None:
+        """``stat`` of a large object allocates no more than of a small one, give or take
+        ``memory_per_stream``: it reads metadata, never the body."""
+        small = await self.allocated(lambda: backend.stat(SMALL))
+        large = await self.allocated(lambda: backend.stat(HUGE))
+        assert large - small <= self.memory_per_stream, (
+            f"stat of a {self.large_object_size}-byte object allocated {large - small} bytes more than of a small one"
+        )
+
+    @pytest.mark.asyncio
+    @needs_large_object
+    async def test_large_object_first_byte_is_bounded(self, backend: StorageBackend) -> None:
+        """Opening a large object and reading its first chunk allocates about what the same
+        takes for a small one: the body is not read before the first byte goes out."""
+
+        async def first_chunk(key: str) -> None:
+            stream = await backend.open(key, None, Conditions())
+            try:
+                chunk = await anext(stream.chunks)
+                assert 0 < len(chunk) <= self.chunk_size, (
+                    f"first chunk of {len(chunk)} bytes, configured chunk_size={self.chunk_size}"
+                )
+            finally:
+                await aclose(stream.chunks)
+
+        small = await self.allocated(lambda: first_chunk(SMALL))
+        large = await self.allocated(lambda: first_chunk(HUGE))
+        assert large - small <= self.memory_per_stream, (
+            f"open and first chunk of a {self.large_object_size}-byte object allocated {large - small} bytes"
+            " more than of a small one"
+        )
+
+    @pytest.mark.asyncio
+    @needs_large_object
+    async def test_memory_per_stream_is_bounded(
+        self, backend: StorageBackend, objects: Mapping[str, SampleObject]
+    ) -> None:
+        """Reading a large object to the end holds at most ``memory_per_stream`` bytes at once:
+        chunks are not kept, nor read far ahead."""
+        digest = hashlib.sha256()
+
+        async def read_through() -> None:
+            nonlocal digest
+            digest = hashlib.sha256()
+            stream = await backend.open(HUGE, None, Conditions())
+            try:
+                async for chunk in stream.chunks:
+                    digest.update(chunk)
+            finally:
+                await aclose(stream.chunks)
+
+        peak = await self.allocated(read_through)
+        assert digest.digest() == hashlib.sha256(objects[HUGE].data).digest(), "the large object read back differs"
+        assert peak <= self.memory_per_stream, (
+            f"streaming a {self.large_object_size}-byte object held {peak} bytes at its peak"
+            f" (memory_per_stream={self.memory_per_stream})"
+        )
+
+    @pytest.mark.asyncio
+    async def test_cancelled_open_leaves_nothing_open(
+        self, backend: StorageBackend, objects: Mapping[str, SampleObject]
+    ) -> None:
+        """An ``open`` cancelled at any point (the client left, a timeout fired) leaves no file,
+        connection, pool slot or task behind: ``2 * release_rounds`` opens, each cancelled a
+        little later than the one before (after 0, 1, 2... turns of the event loop, then after
+        fractions of the time an open takes)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await aclose((await self.call_open(backend, LARGE)).chunks)  # also fills a connection pool
+        open_time = loop.time() - started
+        before = open_descriptors()
+        tasks_before = asyncio.all_tasks()
+        for round_ in range(2 * self.release_rounds):
+            task = asyncio.ensure_future(backend.open(LARGE, None, Conditions()))
+            if round_ < self.release_rounds:
+                for _ in range(round_):
+                    await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(open_time * (round_ - self.release_rounds) / self.release_rounds)
+            task.cancel()
+            try:
+                stream = await task
+            except asyncio.CancelledError:
+                continue
+            await aclose(stream.chunks)  # it finished before the cancel: close it as the core would
+        left = await descriptors_left(before)  # waits for worker threads that were mid-call
+        assert left <= self.idle_connections, f"{left} descriptors left open by cancelled opens"
+        running = {task for task in asyncio.all_tasks() - tasks_before if not task.done()}
+        assert not running, f"tasks left running: {running}"
+        assert await self.read(backend, LARGE) == objects[LARGE].data, "the backend no longer serves"
+
+    @pytest.mark.asyncio
+    async def test_stop_with_streams_open(self, backend: StorageBackend) -> None:
+        """``stop()`` returns within ``timeout`` while streams are open (shutdown does not wait on
+        clients); closing those streams afterwards neither hangs nor raises, and frees them.
+        The fixture calls ``stop()`` again afterwards: a second call must be harmless."""
+        before = open_descriptors()
+        streams = [await self.call_open(backend, LARGE) for _ in range(2)]  # 2: within the smallest pool
+        async with asyncio.timeout(self.timeout):
+            for stream in streams:
+                await anext(stream.chunks)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await backend.stop()
+        except TimeoutError:
+            raise AssertionError(f"stop() did not return within {self.timeout}s with streams open") from None
+        finally:
+            async with asyncio.timeout(self.timeout):
+                for stream in streams:
+                    await aclose(stream.chunks)
+        left = await descriptors_left(before)
+        assert not left, f"{left} descriptors left open after stop() and closing the streams"
+
+    @pytest.mark.asyncio
+    async def test_if_range(self, backend: StorageBackend, objects: Mapping[str, SampleObject]) -> None:
+        """``If-Range`` never fails a request (it is not ``If-Match``): with the current
+        validator the range is served (or the whole object for the core to cut), with a stale
+        one either the whole object or the range (the core then reopens the whole)."""
+        data = objects[LARGE].data
+        async with asyncio.timeout(self.timeout):
+            info = await backend.stat(LARGE)
+        validators = ['"stale-entity-tag"', "Mon, 01 Jan 1990 00:00:00 GMT"]
+        if info.etag is not None and not info.etag.startswith("W/"):
+            validators.append(info.etag)
+        if info.last_modified is not None:
+            validators.append(format_datetime(info.last_modified.astimezone(UTC), usegmt=True))
+        byte_range = ByteRange(100, 199)
+        for validator in validators:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    stream = await backend.open(LARGE, byte_range, Conditions(if_range=validator))
+            except MediaError as exc:
+                raise AssertionError(f"If-Range: {validator} raised {exc!r}") from None
+            try:
+                async with asyncio.timeout(self.timeout):
+                    body = await read_all(stream.chunks)
+            finally:
+                await aclose(stream.chunks)
+            expected = data[100:200] if stream.content_range is not None else data
+            assert body == expected, f"If-Range: {validator}: served {stream.content_range} but other bytes"
+
+    @pytest.mark.asyncio
+    async def test_failing_source_raises_mid_stream(self, backend: StorageBackend) -> None:
+        """A source that fails once the body has started (see ``break_object``) makes the chunk
+        iterator raise, so the core aborts the connection; ending early and cleanly would hand
+        the client a short body it takes for whole."""
+        stream = await self.call_open(backend, LARGE)
+        received = 0
+        try:
+            async with asyncio.timeout(self.timeout):
+                received += len(await anext(stream.chunks))
+                if not await self.break_object(backend, LARGE):
+                    pytest.skip("override break_object() to check how a failing source ends a stream")
+                try:
+                    async for chunk in stream.chunks:
+                        received += len(chunk)
+                except Exception:
+                    return
+        finally:
+            await aclose(stream.chunks)
+        size = stream.info.size
+        assert size is not None and received >= size, (
+            f"the source failed after {received} of {size} bytes, and the stream ended without an error"
+        )
+
+    async def allocated(self, call: Callable[[], Awaitable[object]]) -> int:
+        """Peak bytes allocated by Python (tracemalloc, every thread) above what was held
+        before, during ``call()``; measured after one untraced warm-up call."""
+        async with asyncio.timeout(self.timeout):
+            await call()
+            gc.collect()
+            tracing = tracemalloc.is_tracing()
+            if not tracing:
+                tracemalloc.start()
+            try:
+                tracemalloc.reset_peak()
+                base = tracemalloc.get_traced_memory()[0]
+                await call()
+                return tracemalloc.get_traced_memory()[1] - base
+            finally:
+                if not tracing:
+                    tracemalloc.stop()
 
 
 def check_info(info: ObjectInfo, size: int) -> None:

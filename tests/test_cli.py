@@ -160,3 +160,34 @@ def test_plugins_with_a_named_but_missing_file_is_exit_2(tmp_path: Path) -> None
     result = mediasrv("plugins", "--config", str(tmp_path / "nope.toml"), cwd=tmp_path)
     assert result.returncode == 2
     assert "settings file not found" in result.stderr
+
+
+def test_plugins_marks_a_broken_plugin_and_lists_the_rest(tmp_path: Path) -> None:
+    (tmp_path / "mediasrv_broken.py").write_text("import os\n\nos.environ['X'] = missing_name\n")
+    path = write_settings(
+        tmp_path, 'plugins = ["memory_backend", "mediasrv_broken"]\n', plugins=("memory_backend",)
+    )
+    result = mediasrv("plugins", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    rows = table(result.stdout)
+    assert ["memory_backend", "memory_backend", "-", "-", "memory", "-"] in rows
+    assert ["s3", "mediasrv_s3", "mediasrv", VERSION, "s3", "-"] in rows
+    assert rows[-1][:4] == ["mediasrv_broken", "BROKEN", "-", "-"]
+    assert "import failed: NameError" in rows[-1][-1] and f"{tmp_path / 'mediasrv_broken.py'}:3" in rows[-1][-1]
+    listing = json.loads(mediasrv("plugins", "--json", "--config", str(path), cwd=tmp_path).stdout)
+    assert [plugin["name"] for plugin in listing["broken"]] == ["mediasrv_broken"]
+    assert "memory_backend" in [plugin["name"] for plugin in listing["plugins"]]
+
+
+def test_trace_plugins_prints_its_lines_when_start_up_fails(tmp_path: Path) -> None:
+    (tmp_path / "mediasrv_hookless.py").write_text("def mediasrv_register_backends(register):\n    pass\n")
+    path = write_settings(tmp_path, 'plugins = ["mediasrv_hookless"]\n')
+    result = mediasrv("serve", "--config", str(path), cwd=tmp_path, env={"MEDIASRV_TRACE_PLUGINS": "1"})
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert any("plugin trace: plugin 'local': mediasrv_local from mediasrv" in line for line in lines), lines
+    assert any("plugin trace: plugin 'mediasrv_hookless':" in line for line in lines), lines
+    assert lines[-1] == (
+        "mediasrv: plugin 'mediasrv_hookless': module mediasrv_hookless loaded but implements no mediasrv hook"
+        " (mediasrv_register_backends not marked with @mediasrv.hookimpl)"
+    )

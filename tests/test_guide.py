@@ -30,6 +30,7 @@ def test_guide_quotes_the_example_plugin() -> None:
         "examples/mediasrv-zip/mediasrv_zip/__init__.py",
         "examples/mediasrv-zip/mediasrv_zip/backend.py",
         "examples/mediasrv-zip/tests/test_zip_backend.py",
+        "examples/sqlite/mediasrv_sqlite.py",
     }
 
 
@@ -52,6 +53,16 @@ def test_guide_excerpt_is_the_example_code(path: str, code: str) -> None:
         "mediasrv backends",
         'extra="forbid"',
         "released",
+        "mediasrv new-backend",
+        "make dist",
+        "py.typed",
+        "break_object",
+        "large_object_size",
+        "memory_per_stream",
+        "idle_connections",
+        "plugin_error",
+        "implements no mediasrv hook",
+        "BROKEN",
     ],
 )
 def test_guide_covers(name: str) -> None:

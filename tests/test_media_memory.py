@@ -5,6 +5,8 @@ semantics, and faults only a fake source can produce on cue are handled."""
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -148,6 +150,24 @@ def test_unmapped_library_error_leaks_nothing(server: Server) -> None:
     assert "secret-token" not in response.text
     assert "Traceback" not in response.text
     assert "unmapped error" in server.log()
+
+
+def test_unmapped_library_error_is_a_plugin_error_in_logs_and_metrics(server: Server) -> None:
+    def errors(kind: str) -> float:
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+        found = re.search(rf'^mediasrv_errors_total{{backend="mem",kind="{kind}"}} (\S+)$', metrics, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    before = errors("plugin_error"), errors("upstream_error")
+    assert get(server, "/media/mem/crash").status_code == 502
+    assert get(server, "/media/mem/e502").status_code == 502
+    assert (errors("plugin_error"), errors("upstream_error")) == (before[0] + 1, before[1] + 1)
+    assert wait_until(lambda: '"key": "e502"' in server.log())
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    assert {line["key"]: line.get("error") for line in lines if line.get("key") in ("crash", "e502")} == {
+        "crash": "plugin_error",
+        "e502": "upstream_error",
+    }
 
 
 def test_failure_mid_stream_aborts_the_connection(server: Server, events_file: Path) -> None:

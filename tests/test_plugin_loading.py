@@ -13,8 +13,9 @@ from pathlib import Path
 import pluggy
 import pytest
 
+from mediasrv.backend import BackendSettings
 from mediasrv.errors import NotFound
-from mediasrv.plugins import PluginError, backend_kinds, get_plugin_manager, hook_arguments
+from mediasrv.plugins import PluginError, Problems, backend_kinds, get_plugin_manager, hook_arguments
 from mediasrv.registry import BackendRegistry
 from mediasrv.settings import ConfigError
 from mediasrv_local import LocalBackend, LocalSettings
@@ -116,10 +117,50 @@ def test_get_plugin_manager_entry_point_module_named_in_settings(tmp_path: Path)
         assert backend_kinds(pm)["local"].backend_class is LocalBackend
 
 
-def test_plugin_module_without_hook_registers_nothing(tmp_path: Path, write_plugin: WritePlugin) -> None:
+def test_plugin_module_without_hook_is_an_error_saying_so(tmp_path: Path, write_plugin: WritePlugin) -> None:
+    # Round one registered nothing silently; the author then read "no plugin provides kind ...".
     name = write_plugin("VALUE = 1\n")
-    kinds = backend_kinds(get_plugin_manager([name], search_path=tmp_path))
-    assert set(kinds) == set(backend_kinds(get_plugin_manager()))  # the built-ins only
+    with pytest.raises(PluginError, match=f"module {name} loaded but implements no mediasrv hook"):
+        get_plugin_manager([name], search_path=tmp_path)
+
+
+def test_plugin_forgetting_hookimpl_is_told_which_function(tmp_path: Path, write_plugin: WritePlugin) -> None:
+    name = write_plugin(DEMO_PLUGIN.replace("KIND", "demo").replace("@hookimpl\n", ""))
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager([name], search_path=tmp_path)
+    assert "implements no mediasrv hook (mediasrv_register_backends not marked with @mediasrv.hookimpl)" in str(
+        caught.value
+    )
+
+
+def test_plugin_import_error_names_file_and_line(tmp_path: Path, write_plugin: WritePlugin) -> None:
+    name = write_plugin("import os\n\nVALUE = undefined_name\n")
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager([name], search_path=tmp_path)
+    assert f"NameError(\"name 'undefined_name' is not defined\") at {tmp_path / name}.py:3" in str(caught.value)
+    name = write_plugin("def broken(:\n")
+    with pytest.raises(PluginError, match=rf"SyntaxError.* at {tmp_path / name}\.py:1$"):
+        get_plugin_manager([name], search_path=tmp_path)
+
+
+def test_plugins_tolerant_load_lists_the_broken_ones_and_keeps_the_rest(
+    tmp_path: Path, write_plugin: WritePlugin
+) -> None:
+    good = write_plugin(DEMO_PLUGIN.replace("KIND", "good"))
+    failing = write_plugin("raise RuntimeError('no credentials')\n")
+    hookless = write_plugin("VALUE = 1\n")
+    clash = write_plugin(DEMO_PLUGIN.replace("KIND", "local"))
+    problems = Problems()
+    pm = get_plugin_manager([good, failing, hookless], search_path=tmp_path, problems=problems)
+    pm_clash = get_plugin_manager([clash], search_path=tmp_path, problems=problems)
+    kinds = backend_kinds(pm, problems)
+    backend_kinds(pm_clash, problems)
+    assert {"good", "local", "s3", "http"} <= set(kinds)
+    assert [(broken.name, broken.problem.split(": ", 1)[1][:30]) for broken in problems.broken] == [
+        (failing, "import failed: RuntimeError('n"),
+        (hookless, f"module {hookless}"[:30]),
+        (clash, "backend kind 'local' is alread"),
+    ]
 
 
 def plugin_error(write_plugin: WritePlugin, tmp_path: Path, source: str) -> tuple[str, str]:
@@ -406,3 +447,13 @@ def test_registry_get_unknown_name_is_not_found(tmp_path: Path) -> None:
     registry = BackendRegistry.from_settings({}, backend_kinds(get_plugin_manager()), tmp_path)
     with pytest.raises(NotFound):
         registry.get("media")
+
+
+def test_backend_without_settings_class_is_named_as_the_cause(tmp_path: Path, write_plugin: WritePlugin) -> None:
+    name = write_plugin(DEMO_PLUGIN.replace("KIND", "blob").replace("    Settings = DemoSettings\n", ""))
+    kinds = backend_kinds(get_plugin_manager([name], search_path=tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        BackendRegistry.from_settings({"b": {"kind": "blob", "url": "x"}}, kinds, tmp_path)
+    assert "backends.b.url: Extra inputs are not permitted" in str(caught.value)
+    common = ", ".join(BackendSettings.model_fields)  # kind, access, cache_control, chunk_size
+    assert f"DemoBackend defines no Settings class, so only {common} are accepted" in str(caught.value)

@@ -4,6 +4,7 @@ from an installed distribution (a dist-info folder on PYTHONPATH, as pip would l
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -184,3 +185,25 @@ def test_serve_trace_plugins_logs_registrations_and_hook_calls(tmp_path: Path) -
     assert "plugin trace: plugin 'local': mediasrv_local from mediasrv" in log
     assert "plugin trace: mediasrv_register_backends of plugin 'local'" in log
     assert "plugin trace:   registered kind 'local': mediasrv_local.backend.LocalBackend" in log
+
+
+def test_plugins_command_marks_a_broken_installed_plugin_and_lists_the_rest(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "mediasrv_mistake.py").write_text("import json\n\njson.loads('{')\n")
+    install(site, "mediasrv-mistake", {"mistake": "mediasrv_mistake"})
+    result = subprocess.run(
+        [sys.executable, "-m", "mediasrv", "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        env={**isolated_environment(), "PYTHONPATH": str(site)},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr
+    listing = json.loads(result.stdout)
+    assert [plugin["name"] for plugin in listing["plugins"]] == ["http", "local", "s3", "transforms"]
+    (broken,) = listing["broken"]
+    assert broken["name"] == "mistake"
+    assert "import failed: JSONDecodeError" in broken["problem"]
+    assert f"{site / 'mediasrv_mistake.py'}:3" in broken["problem"]  # the plugin's line, not json's

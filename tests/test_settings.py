@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mediasrv.configuration import load_configuration
 from mediasrv.settings import CONFIG_ENV, ConfigError, Settings, find_settings_file, load_settings
 from mediasrv_local import LocalSettings
 
@@ -123,6 +124,34 @@ def test_load_settings_environment_bad_value_is_config_error(tmp_path: Path, mon
     monkeypatch.setenv("MEDIASRV_SERVER__PORT", "not-a-port")
     with pytest.raises(ConfigError, match=r"server\.port"):
         load_settings(path)
+
+
+def test_settings_error_names_the_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path / "settings.toml", "[server]\nworkers = 2\n")
+    monkeypatch.setenv("MEDIASRV_SERVER__PORT", "not-a-port")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "server.port (from environment variable MEDIASRV_SERVER__PORT): Input should be a valid integer" in str(
+        caught.value
+    )
+    monkeypatch.delenv("MEDIASRV_SERVER__PORT")
+    path.write_text("[server]\nport = 'not-a-port'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "environment" not in str(caught.value)
+
+
+def test_backend_settings_error_names_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "media").mkdir()
+    path = write(tmp_path / "settings.toml", '[backends.disk]\nkind = "local"\nroot = "media"\n')
+    monkeypatch.setenv("MEDIASRV_BACKENDS__DISK__CHUNK_SIZE", "12")
+    with pytest.raises(ConfigError) as caught:
+        load_configuration(path)
+    assert "backends.disk.chunk_size (from environment variable MEDIASRV_BACKENDS__DISK__CHUNK_SIZE):" in str(
+        caught.value
+    )
 
 
 def test_load_settings_missing_file(tmp_path: Path) -> None:

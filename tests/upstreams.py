@@ -68,15 +68,19 @@ class UpstreamLoop:
         self.thread.start()
         self.runners: list[web.AppRunner] = []
 
-    def serve(self, build: Callable[[Upstream], web.Application]) -> Upstream:
-        """Serve the app ``build(upstream)`` makes on a free port; its Upstream record."""
-        return asyncio.run_coroutine_threadsafe(self._serve(build), self.loop).result(timeout=10)
+    def serve(self, build: Callable[[Upstream], web.Application], handler_cancellation: bool = True) -> Upstream:
+        """Serve the app ``build(upstream)`` makes on a free port; its Upstream record.
 
-    async def _serve(self, build: Callable[[Upstream], web.Application]) -> Upstream:
+        ``handler_cancellation=False`` lets a handler finish when its client leaves: aiohttp's
+        FileResponse leaks its file when cancelled while opening it in an executor."""
+        serving = self._serve(build, handler_cancellation)
+        return asyncio.run_coroutine_threadsafe(serving, self.loop).result(timeout=10)
+
+    async def _serve(self, build: Callable[[Upstream], web.Application], handler_cancellation: bool) -> Upstream:
         upstream = Upstream(port=0)
         app = build(upstream)
         app.middlewares.append(_recorder(upstream))
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=handler_cancellation, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

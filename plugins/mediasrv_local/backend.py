@@ -25,6 +25,7 @@ from mediasrv import (
     ObjectStream,
     StorageBackend,
     UpstreamError,
+    acquire_in_thread,
     check_preconditions,
     range_applies,
 )
@@ -53,6 +54,12 @@ class OpenedFile:
     remaining: int
     identity: tuple[int, int]  # size and mtime_ns when opened: a change means mixed versions
 
+    def close(self) -> None:
+        """Close the file, when its opener was cancelled before taking it."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
 
 class LocalBackend(StorageBackend):
     """Serves regular files strictly inside ``root``.
@@ -71,13 +78,12 @@ class LocalBackend(StorageBackend):
         super().__init__(name, settings)
         self.root = os.path.realpath(self.settings.root)
         self._stat_file = aiofiles.os.wrap(self._stat_sync)
-        self._open_file = aiofiles.os.wrap(self._open_sync)
 
     async def stat(self, key: str) -> ObjectInfo:
         return _object_info(await self._stat_file(key))
 
     async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
-        opened: OpenedFile = await self._open_file(key, byte_range, conditions)
+        opened = await acquire_in_thread(OpenedFile.close, self._open_sync, key, byte_range, conditions)
         return ObjectStream(opened.info, FileChunks(opened, self.settings.chunk_size), opened.content_range)
 
     async def health(self) -> Health:

@@ -33,6 +33,7 @@ from mediasrv import (
     ObjectStream,
     StorageBackend,
     UpstreamError,
+    acquire_in_thread,
 )
 
 LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra field length
@@ -81,7 +82,9 @@ class ZipBackend(StorageBackend):
         return _object_info(member.info)
 
     async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
-        return await asyncio.to_thread(self._open_sync, key, byte_range)
+        # Not asyncio.to_thread: a request cancelled while the thread opens the member would
+        # lose the opened reader, and the archive's file with it.
+        return await acquire_in_thread(_close_stream, self._open_sync, key, byte_range)
 
     async def health(self) -> Health:
         try:
@@ -154,6 +157,12 @@ class MemberChunks(ChunkReader):
 
     async def release(self) -> None:
         await asyncio.to_thread(self.source.close)
+
+
+def _close_stream(stream: ObjectStream) -> None:
+    """Close an opened member that no request took (its opener was cancelled)."""
+    if isinstance(stream.chunks, MemberChunks):
+        stream.chunks.source.close()
 
 
 def _is_stored(info: zipfile.ZipInfo) -> bool:

@@ -8,11 +8,12 @@ import zipfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 
 from mediasrv import BackendUnavailable, ByteRange, Conditions, NotFound, StorageBackend, UpstreamError
-from mediasrv.testing import BackendConformance, SampleObject, started
+from mediasrv.testing import BackendConformance, SampleObject, serve, started
 from mediasrv_zip import ZipBackend, ZipSettings
 
 
@@ -33,9 +34,13 @@ class TestStoredArchive(BackendConformance):
     @pytest_asyncio.fixture
     async def backend(self, objects: dict[str, SampleObject], tmp_path: Path) -> AsyncIterator[StorageBackend]:
         data = {key: sample.data for key, sample in objects.items()}
-        archive = write_archive(tmp_path / "objects.zip", data, self.compression)
-        async with started(zip_backend(archive, self.chunk_size)) as backend:
+        self.archive = write_archive(tmp_path / "objects.zip", data, self.compression)
+        async with started(zip_backend(self.archive, self.chunk_size)) as backend:
             yield backend
+
+    async def break_object(self, backend: StorageBackend, key: str) -> bool:
+        os.truncate(self.archive, 0)  # the disk under the archive failed
+        return True
 
 
 class TestDeflatedArchive(TestStoredArchive):
@@ -111,3 +116,15 @@ async def test_missing_or_invalid_archive_is_unhealthy_and_unavailable(tmp_path:
     (tmp_path / "text.zip").write_text("not a zip")
     async with started(zip_backend(tmp_path / "text.zip")) as backend:
         assert not (await backend.health()).ok
+
+
+def test_member_served_through_the_real_server(tmp_path: Path) -> None:
+    photo = bytes(range(256)) * 100
+    archive = write_archive(tmp_path / "a.zip", {"photos/cat.jpg": photo})
+    with serve(zip_backend(archive)) as served:
+        whole = httpx.get(served.media_url("photos/cat.jpg"), timeout=10)
+        assert whole.status_code == 200 and whole.content == photo
+        ranged = httpx.get(served.media_url("photos/cat.jpg"), headers={"Range": "bytes=100-199"}, timeout=10)
+        assert ranged.status_code == 206 and ranged.content == photo[100:200]
+        revalidated = httpx.get(served.media_url("photos/cat.jpg"), headers={"If-None-Match": whole.headers["etag"]})
+        assert revalidated.status_code == 304
