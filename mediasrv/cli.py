@@ -140,6 +140,20 @@ def new_backend(args: argparse.Namespace) -> int:
     return 0
 
 
+def new_transform(args: argparse.Namespace) -> int:
+    """``mediasrv new-transform NAME``: write a transform plugin distribution to start from."""
+    from pathlib import Path
+
+    from mediasrv.scaffold import transform_names, write_transform
+
+    target = write_transform(args.name, Path(args.dir))
+    names = transform_names(args.name)
+    print(f"wrote {target}: the ?{args.name}= transform plugin. Next:")
+    print(f"  cd {target} && pip install -e '.[test]' && python -m pytest")
+    print(f"  then write {names['package']}/operation.py until the tests pass")
+    return 0
+
+
 def sign(args: argparse.Namespace) -> int:
     """``mediasrv sign``: print URL signed with the first ``[signing]`` key."""
     path = find_settings_file(args.config)
@@ -229,6 +243,12 @@ def _parser() -> argparse.ArgumentParser:
     new_backend_parser.add_argument("name", help="the backend kind, e.g. sqlite (lower case, digits, _)")
     new_backend_parser.add_argument("--dir", default=".", help="folder to write it in (default: the current one)")
     new_backend_parser.set_defaults(run=new_backend)
+    new_transform_parser = commands.add_parser(
+        "new-transform", help="write a transform plugin distribution (package, entry point, tests) to start from"
+    )
+    new_transform_parser.add_argument("name", help="the query parameter, e.g. sepia (lower case, digits, _)")
+    new_transform_parser.add_argument("--dir", default=".", help="folder to write it in (default: the current one)")
+    new_transform_parser.set_defaults(run=new_transform)
     return parser
 
 

@@ -162,6 +162,41 @@ def test_new_backend_scaffold_installs_and_fails_only_where_code_is_missing(
     assert re.search(r"\d+ passed", written.stdout) and "failed" not in written.stdout, written.stdout
 
 
+# What the newcomer writes into the transform scaffold's operation.py: the guide's grayscale.
+GRAYSCALE_OPERATION = """from typing import Any
+
+from mediasrv import flag as parse
+
+
+def apply(image: Any, enabled: bool) -> Any:
+    return image.colourspace("b-w") if enabled else image
+"""
+
+
+def test_new_transform_scaffold_installs_and_fails_only_where_code_is_missing(
+    wheels: Path, fresh_venv: Path, mypy_cache: Path, tmp_path: Path
+) -> None:
+    pip_install(fresh_venv, "mediasrv[testing]", find_links=wheels)
+    bin_dir = fresh_venv / "bin"
+    run(bin_dir / "mediasrv", "new-transform", "grey", "--dir", tmp_path)
+    plugin = tmp_path / "mediasrv-grey"
+    run(sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "--no-index", "--no-build-isolation", "-e", plugin)
+    listed = run(bin_dir / "mediasrv", "plugins", cwd=tmp_path)
+    assert re.search(r"^grey\s+mediasrv_grey\s+mediasrv-grey\s+0\.1\.0\s+-\s+grey$", listed.stdout, re.M), listed.stdout
+    typed = run(bin_dir / "python", "-m", "mypy", "--cache-dir", mypy_cache, "mediasrv_grey", "tests", cwd=plugin)
+    assert "Success" in typed.stdout
+    result = plugin_tests(bin_dir / "python", plugin)
+    summary = [line for line in result.stdout.splitlines() if line.startswith(("FAILED tests", "ERROR tests"))]
+    assert result.returncode == 1 and "1 passed" in result.stdout, result.stdout  # the plugin is registered
+    assert len(summary) == 3 and all(
+        line.startswith("FAILED") and "NotImplementedError: grey: parse() is not written yet" in line for line in summary
+    ), result.stdout
+
+    (plugin / "mediasrv_grey" / "operation.py").write_text(GRAYSCALE_OPERATION)
+    written = plugin_tests(bin_dir / "python", plugin)
+    assert written.returncode == 0 and "4 passed" in written.stdout, written.stdout
+
+
 def plugin_tests(python: Path, plugin: Path) -> subprocess.CompletedProcess[str]:
     """The scaffolded plugin's own tests, as its author runs them (``-P``: the installed package)."""
     return subprocess.run(
