@@ -10,8 +10,8 @@ import pytest
 
 from mediasrv.cli import main
 from mediasrv.plugins import get_plugin_manager, transform_operations
-from mediasrv.settings import ConfigError
 from mediasrv.scaffold import write_transform
+from mediasrv.settings import ConfigError
 
 
 def test_new_transform_writes_a_plugin_distribution(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
