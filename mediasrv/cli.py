@@ -8,7 +8,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from mediasrv.app import build_app
@@ -128,29 +129,25 @@ def plugins(args: argparse.Namespace) -> int:
 
 def new_backend(args: argparse.Namespace) -> int:
     """``mediasrv new-backend NAME``: write a backend plugin distribution to start from."""
-    from pathlib import Path
-
     from mediasrv.scaffold import backend_names, write_backend
 
-    target = write_backend(args.name, Path(args.dir))
     names = backend_names(args.name)
-    print(f"wrote {target}: the {names['class_name']} plugin (kind {args.name!r}). Next:")
-    print(f"  cd {target} && pip install -e '.[test]' && python -m pytest")
-    print(f"  then write {names['package']}/backend.py until the tests pass")
-    return 0
+    return _scaffold(args, write_backend, f"the {names['class_name']} plugin (kind {args.name!r})", "backend.py")
 
 
 def new_transform(args: argparse.Namespace) -> int:
     """``mediasrv new-transform NAME``: write a transform plugin distribution to start from."""
-    from pathlib import Path
+    from mediasrv.scaffold import write_transform
 
-    from mediasrv.scaffold import transform_names, write_transform
+    return _scaffold(args, write_transform, f"the ?{args.name}= transform plugin", "operation.py")
 
-    target = write_transform(args.name, Path(args.dir))
-    names = transform_names(args.name)
-    print(f"wrote {target}: the ?{args.name}= transform plugin. Next:")
+
+def _scaffold(args: argparse.Namespace, write: Callable[[str, Path], Path], what: str, module: str) -> int:
+    """Write the distribution for ``args.name`` in ``args.dir``, then say what to do next."""
+    target = write(args.name, Path(args.dir))
+    print(f"wrote {target}: {what}. Next:")
     print(f"  cd {target} && pip install -e '.[test]' && python -m pytest")
-    print(f"  then write {names['package']}/operation.py until the tests pass")
+    print(f"  then write mediasrv_{args.name}/{module} until the tests pass")
     return 0
 
 

@@ -128,12 +128,8 @@ def test_fresh_venv_installs_from_wheels_offline_and_runs_the_plugins_tests(
 def test_new_backend_scaffold_installs_and_fails_only_where_code_is_missing(
     wheels: Path, fresh_venv: Path, mypy_cache: Path, tmp_path: Path
 ) -> None:
-    pip_install(fresh_venv, "mediasrv[testing]", find_links=wheels)
     bin_dir = fresh_venv / "bin"
-    run(bin_dir / "mediasrv", "new-backend", "sqlite", "--dir", tmp_path)
-    plugin = tmp_path / "mediasrv-sqlite"
-    # As the scaffold's README says: an editable install, so that the code written next is what runs.
-    run(sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "--no-index", "--no-build-isolation", "-e", plugin)
+    plugin = install_scaffold(wheels, fresh_venv, tmp_path, "new-backend", "sqlite")
     listed = run(bin_dir / "mediasrv", "plugins", cwd=tmp_path)
     assert re.search(r"^sqlite\s+mediasrv_sqlite\s+mediasrv-sqlite\s+0\.1\.0\s+sqlite\s+-$", listed.stdout, re.M)
     typed = run(bin_dir / "python", "-m", "mypy", "--cache-dir", mypy_cache, "mediasrv_sqlite", "tests", cwd=plugin)
@@ -176,11 +172,8 @@ def apply(image: Any, enabled: bool) -> Any:
 def test_new_transform_scaffold_installs_and_fails_only_where_code_is_missing(
     wheels: Path, fresh_venv: Path, mypy_cache: Path, tmp_path: Path
 ) -> None:
-    pip_install(fresh_venv, "mediasrv[testing]", find_links=wheels)
     bin_dir = fresh_venv / "bin"
-    run(bin_dir / "mediasrv", "new-transform", "grey", "--dir", tmp_path)
-    plugin = tmp_path / "mediasrv-grey"
-    run(sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "--no-index", "--no-build-isolation", "-e", plugin)
+    plugin = install_scaffold(wheels, fresh_venv, tmp_path, "new-transform", "grey")
     listed = run(bin_dir / "mediasrv", "plugins", cwd=tmp_path)
     assert re.search(r"^grey\s+mediasrv_grey\s+mediasrv-grey\s+0\.1\.0\s+-\s+grey$", listed.stdout, re.M), listed.stdout
     typed = run(bin_dir / "python", "-m", "mypy", "--cache-dir", mypy_cache, "mediasrv_grey", "tests", cwd=plugin)
@@ -195,6 +188,16 @@ def test_new_transform_scaffold_installs_and_fails_only_where_code_is_missing(
     (plugin / "mediasrv_grey" / "operation.py").write_text(GRAYSCALE_OPERATION)
     written = plugin_tests(bin_dir / "python", plugin)
     assert written.returncode == 0 and "4 passed" in written.stdout, written.stdout
+
+
+def install_scaffold(wheels: Path, venv: Path, parent: Path, command: str, name: str) -> Path:
+    """mediasrv in ``venv``, then ``mediasrv COMMAND NAME`` in ``parent`` installed there; its folder."""
+    pip_install(venv, "mediasrv[testing]", find_links=wheels)
+    run(venv / "bin" / "mediasrv", command, name, "--dir", parent)
+    plugin = parent / f"mediasrv-{name}"
+    # As the scaffold's README says: an editable install, so that the code written next is what runs.
+    pip_install(venv, "--no-build-isolation", "-e", plugin)
+    return plugin
 
 
 def plugin_tests(python: Path, plugin: Path) -> subprocess.CompletedProcess[str]:
