@@ -14,10 +14,12 @@ from mediasrv import __version__
 from mediasrv.accesslog import AccessLog
 from mediasrv.admin import admin_app
 from mediasrv.configuration import Configuration, load_configuration
+from mediasrv.fastpath import MediaServer, endpoint_app
 from mediasrv.health import HealthMonitor
 from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
 from mediasrv.metrics import Metrics
+from mediasrv.objectcache import SmallObjectCache, SmallObjectLayer
 from mediasrv.observer import RequestObserver
 from mediasrv.probes import probe_routes
 from mediasrv.settings import CONFIG_ENV
@@ -44,9 +46,8 @@ register_url_convertor("mediakey", MediaKeyConvertor())
 def create_app(configuration: Configuration) -> FastAPI:
     """The app serving the configured backends."""
     settings, registry = configuration.settings, configuration.registry
-    media = MediaEndpoint(
-        registry, StreamLimiter(settings.server.max_streams), settings.server.send_timeout, settings.signing.signer()
-    )
+    limiter = StreamLimiter(settings.server.max_streams)
+    media = MediaEndpoint(registry, limiter, settings.server.send_timeout, settings.signing.signer())
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
     inventory = configuration.inventory(monitor)
     metrics = Metrics()
@@ -63,16 +64,26 @@ def create_app(configuration: Configuration) -> FastAPI:
             if access_log is not None:
                 access_log.flush()
 
-    app = FastAPI(
+    app = MediaServer(
         title="mediasrv", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
+    app.route_media(small_object_layer(endpoint_app(media.handle), configuration, limiter))
     app.router.routes.extend(probe_routes(monitor, metrics))
     app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value(), settings.signing))
     app.add_middleware(NoSniffMiddleware)
     app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log)
     return app
+
+
+def small_object_layer(app: ASGIApp, configuration: Configuration, limiter: StreamLimiter) -> ASGIApp:
+    """``app`` behind the memory cache of small objects, when ``[small_objects]`` enables it."""
+    settings = configuration.settings
+    if settings.small_objects.max_bytes == 0:
+        return app
+    cache = SmallObjectCache(settings.small_objects.max_bytes, settings.small_objects.max_object_bytes)
+    return SmallObjectLayer(app, configuration.registry, limiter, settings.server.send_timeout, cache)
 
 
 def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:

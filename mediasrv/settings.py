@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mediasrv.objectcache import SmallObjectSettings
 from mediasrv.signing import SigningSettings
 
 DEFAULT_FILE = "settings.toml"
@@ -71,6 +72,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     admin: AdminSettings = AdminSettings()
     signing: SigningSettings = SigningSettings()
+    small_objects: SmallObjectSettings = SmallObjectSettings()
     backends: dict[str, dict[str, Any]] = {}
 
     @field_validator("backends")
