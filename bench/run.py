@@ -26,6 +26,7 @@ from bench.servers import MotoServer, Process, free_port, spawn_mediasrv, spawn_
 
 BENCH_DIR = Path(__file__).resolve().parent
 BUCKET = "bench-media"
+CEILING = "bare ASGI app, from memory, no log"
 KIB = 1024
 
 
@@ -57,6 +58,7 @@ class Servers:
     mediasrv: Process
     mediasrv_memory: Process  # a fresh instance, used for nothing but the memory figures
     files: Process
+    ceiling: Process  # the bare ASGI app: uvicorn's own requests per second
     naive: Process
     sync: Process
     upstream: Process
@@ -109,13 +111,20 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int]) -> Iterato
 
         upstream = started(spawn_upstream(workdir, data))
         backends = mediasrv_backends(moto, data, upstream.port)
-        env = {"BENCH_ROOT": str(data), "BENCH_S3_ENDPOINT": moto.endpoint_url, "BENCH_BUCKET": BUCKET}
+        env = {
+            "BENCH_ROOT": str(data),
+            "BENCH_S3_ENDPOINT": moto.endpoint_url,
+            "BENCH_BUCKET": BUCKET,
+            "BENCH_CEILING_FILE": "small.jpg",
+        }
         nginx = spawn_nginx(workdir, data)
         servers = Servers(
             moto=moto,
             mediasrv=started(spawn_mediasrv("mediasrv", workdir, backends)),
             mediasrv_memory=started(spawn_mediasrv("mediasrv-memory", workdir, backends)),
             files=started(spawn_uvicorn("fileresponse", "bench.apps:files_app", workdir, env)),
+            # No access log at all: the most any app can get from this uvicorn.
+            ceiling=started(spawn_uvicorn("ceiling", "bench.apps:ceiling_app", workdir, env, "--no-access-log")),
             naive=started(spawn_uvicorn("naive-async", "bench.apps:naive_s3_app", workdir, env)),
             sync=started(spawn_uvicorn("sync-boto3", "bench.apps:sync_s3_app", workdir, env)),
             upstream=upstream,
@@ -128,6 +137,7 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int]) -> Iterato
             servers.mediasrv,
             servers.mediasrv_memory,
             servers.files,
+            servers.ceiling,
             servers.naive,
             servers.sync,
             upstream,
@@ -304,6 +314,7 @@ def measure_all(servers: Servers, plan: Plan) -> list[Section]:
             {
                 "Starlette FileResponse": servers.files.url("/files/small.jpg"),
                 "mediasrv local": media.url("/media/disk/small.jpg"),
+                CEILING: servers.ceiling.url("/small.jpg"),
                 "nginx (sendfile)": nginx.url("/small.jpg") if nginx else None,
             },
             plan,
@@ -368,6 +379,12 @@ def targets(sections: list[Section], plan: Plan) -> list[Target]:
             f"{local_small}: mediasrv req/s / FileResponse req/s",
             quotient(median(local_small, "mediasrv local"), median(local_small, "Starlette FileResponse")),
             2,
+            True,
+        ),
+        Target(
+            f"{local_small}: mediasrv req/s / bare ASGI ceiling req/s",
+            quotient(median(local_small, "mediasrv local"), median(local_small, CEILING)),
+            0.5,
             True,
         ),
         Target(
