@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import httpx
 import pytest
 from test_metrics import scrape, value
 
-from conftest import Server, get, start_server, wait_until
-from mediasrv.objectcache import ENTRY_OVERHEAD, CachedObject, SmallObjectCache
+from conftest import PROJECT_DIR, Server, get, start_server, wait_until
+from mediasrv.objectcache import ENTRY_OVERHEAD, CachedObject, SmallObjectCache, SmallObjectSettings
 from mediasrv.signing import sign_url
 
 SETTLE_SECONDS = 2.0  # LocalBackend.settle_seconds: younger files are never kept
@@ -228,3 +229,11 @@ def test_a_file_younger_than_its_timestamps_granularity_is_not_kept(tmp_path: Pa
         assert after == before + 1  # read again: a second write this tick could keep every timestamp
     finally:
         server.stop()
+
+
+def test_readme_and_settings_toml_show_every_small_objects_key_with_its_default() -> None:
+    readme = (PROJECT_DIR / "README.md").read_text()
+    block = next(part for part in readme.split("```toml\n") if part.startswith("plugins = []"))
+    for text in (block.split("```")[0], (PROJECT_DIR / "settings.toml").read_text()):
+        table = tomllib.loads(text)["small_objects"]
+        assert table == SmallObjectSettings().model_dump()
