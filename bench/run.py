@@ -57,6 +57,7 @@ class Servers:
     moto: MotoServer
     mediasrv: Process
     mediasrv_memory: Process  # a fresh instance, used for nothing but the memory figures
+    mediasrv_quiet: Process  # without its access log: what the log costs a small file
     files: Process
     ceiling: Process  # the bare ASGI app: uvicorn's own requests per second
     naive: Process
@@ -122,6 +123,7 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int]) -> Iterato
             moto=moto,
             mediasrv=started(spawn_mediasrv("mediasrv", workdir, backends)),
             mediasrv_memory=started(spawn_mediasrv("mediasrv-memory", workdir, backends)),
+            mediasrv_quiet=started(spawn_mediasrv("mediasrv-quiet", workdir, backends, "access_log = false\n")),
             files=started(spawn_uvicorn("fileresponse", "bench.apps:files_app", workdir, env)),
             # No access log at all: the most any app can get from this uvicorn.
             ceiling=started(spawn_uvicorn("ceiling", "bench.apps:ceiling_app", workdir, env, "--no-access-log")),
@@ -136,6 +138,7 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int]) -> Iterato
         for process in (
             servers.mediasrv,
             servers.mediasrv_memory,
+            servers.mediasrv_quiet,
             servers.files,
             servers.ceiling,
             servers.naive,
@@ -314,6 +317,7 @@ def measure_all(servers: Servers, plan: Plan) -> list[Section]:
             {
                 "Starlette FileResponse": servers.files.url("/files/small.jpg"),
                 "mediasrv local": media.url("/media/disk/small.jpg"),
+                "mediasrv local, access log off": servers.mediasrv_quiet.url("/media/disk/small.jpg"),
                 CEILING: servers.ceiling.url("/small.jpg"),
                 "nginx (sendfile)": nginx.url("/small.jpg") if nginx else None,
             },

@@ -94,10 +94,11 @@ def spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str] | None 
     return Process(name, process, port, log_path)
 
 
-def spawn_mediasrv(name: str, workdir: Path, backends: str) -> Process:
-    """``mediasrv serve`` with a settings file holding ``backends`` (TOML tables)."""
+def spawn_mediasrv(name: str, workdir: Path, backends: str, server: str = "") -> Process:
+    """``mediasrv serve`` with a settings file holding ``backends`` (TOML tables) and more
+    ``[server]`` lines."""
     config = workdir / f"{name}.toml"
-    config.write_text(f'[server]\nhost = "127.0.0.1"\n\n{backends}')
+    config.write_text(f'[server]\nhost = "127.0.0.1"\n{server}\n{backends}')
     argv = [sys.executable, "-m", "mediasrv", "serve", "--config", str(config), "--port", "{port}"]
     return spawn(name, argv, workdir)
 
