@@ -6,8 +6,8 @@ Everything a backend plugin needs is importable from here.
 import importlib.metadata
 
 from mediasrv.backend import BackendSettings, ConfigPath, StorageBackend
-from mediasrv.chunks import ChunkReader
-from mediasrv.conditional import check_preconditions, parse_http_date, range_applies
+from mediasrv.chunks import ChunkReader, Chunks
+from mediasrv.conditional import check_preconditions, range_applies
 from mediasrv.errors import (
     BackendUnavailable,
     Forbidden,
@@ -21,12 +21,26 @@ from mediasrv.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from mediasrv.grammar import (
+    entity_tag,
+    format_http_date,
+    has_control_character,
+    is_header_safe,
+    is_strong_entity_tag,
+    is_token,
+    parse_http_date,
+    starts_with_scheme,
+)
 from mediasrv.hookspecs import hookimpl
 from mediasrv.limits import ConnectionLimiter, Slot
-from mediasrv.objects import ByteRange, Chunks, Conditions, ContentRange, Health, ObjectInfo, ObjectStream
+from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
+from mediasrv.ranges import ByteRange, ContentRange, parse_range, parse_unsatisfied_range, serves
 from mediasrv.signing import Signer, Verdict, sign_url
 
-__version__ = importlib.metadata.version("mediasrv")
+try:
+    __version__ = importlib.metadata.version("mediasrv")
+except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BackendSettings",
@@ -56,7 +70,17 @@ __all__ = [
     "UpstreamTimeout",
     "Verdict",
     "check_preconditions",
+    "entity_tag",
+    "format_http_date",
+    "has_control_character",
+    "is_header_safe",
+    "is_strong_entity_tag",
+    "is_token",
+    "starts_with_scheme",
     "parse_http_date",
+    "parse_range",
+    "parse_unsatisfied_range",
+    "serves",
     "hookimpl",
     "range_applies",
     "sign_url",

@@ -16,6 +16,7 @@ from mediasrv.admin import admin_app
 from mediasrv.configuration import Configuration, load_configuration
 from mediasrv.fastpath import MediaServer, endpoint_app
 from mediasrv.health import HealthMonitor
+from mediasrv.inventory import Inventory
 from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
 from mediasrv.metrics import Metrics
@@ -49,7 +50,7 @@ def create_app(configuration: Configuration) -> FastAPI:
     limiter = StreamLimiter(settings.server.max_streams)
     media = MediaEndpoint(registry, limiter, settings.server.send_timeout, settings.signing.signer())
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
-    inventory = configuration.inventory(monitor)
+    inventory = Inventory.of(configuration, monitor)
     metrics = Metrics()
     access_log = AccessLog() if settings.server.access_log else None
 

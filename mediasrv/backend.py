@@ -5,11 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from mediasrv.objects import ByteRange, Conditions, Health, ObjectInfo, ObjectStream
+from mediasrv.errors import BackendUnavailable
+from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
+from mediasrv.ranges import ByteRange
 
 
 def _resolve_config_path(path: Path, info: ValidationInfo) -> Path:
@@ -19,6 +21,8 @@ def _resolve_config_path(path: Path, info: ValidationInfo) -> Path:
         path = Path(config_dir) / path
     return path
 
+
+T = TypeVar("T")
 
 ConfigPath = Annotated[Path, AfterValidator(_resolve_config_path)]
 """A path setting; a relative one resolves against the settings file's folder."""
@@ -61,6 +65,14 @@ class StorageBackend(ABC):
 
     async def stop(self) -> None:
         """Close what ``start`` created."""
+
+    def started(self, resource: T | None) -> T:
+        """``resource`` (a client or session that ``start`` made, None before it and after
+        ``stop``); BackendUnavailable (503) when there is none, so a request that arrives
+        outside the backend's lifetime gets an answer, not an AttributeError."""
+        if resource is None:
+            raise BackendUnavailable(f"backend {self.name!r} is not started")
+        return resource
 
     @abstractmethod
     async def stat(self, key: str) -> ObjectInfo:

@@ -1,8 +1,21 @@
-"""Helpers over chunk iterators."""
+"""The chunk contract between a backend and the core, and helpers over chunk iterators."""
 
 from __future__ import annotations
 
-from mediasrv.objects import Chunks
+import abc
+from typing import Protocol
+
+
+class Chunks(Protocol):
+    """What ``ObjectStream.chunks`` is: an async iterator of ``bytes`` that owns its resources
+    and frees them in ``aclose``, which the core always calls (after the end, on errors and
+    when the client leaves). An async generator is one; so is every ``ChunkReader``."""
+
+    def __aiter__(self) -> Chunks: ...
+
+    async def __anext__(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
 
 
 class SlicedChunks:
@@ -33,12 +46,10 @@ class SlicedChunks:
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
-        aclose = getattr(self._source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self._source.aclose()
 
 
-class ChunkReader:
+class ChunkReader(abc.ABC):
     """Base for a backend's chunk iterator over a resource that must be released
     (an open file, an S3 body, an HTTP response).
 
@@ -48,13 +59,13 @@ class ChunkReader:
 
     _released = False
 
+    @abc.abstractmethod
     async def read(self) -> bytes:
         """The next chunk, or b"" when there is no more."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def release(self) -> None:
         """Free the resource."""
-        raise NotImplementedError
 
     @property
     def released(self) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from mediasrv.app import build_app
 from mediasrv.configuration import Configuration, load_configuration, load_plugins
 from mediasrv.health import HealthMonitor
-from mediasrv.inventory import plugin_document
+from mediasrv.inventory import Inventory, plugin_document
 from mediasrv.plugins import PluginError, backend_kinds, get_plugin_manager, plugin_infos
 from mediasrv.settings import CONFIG_ENV, ConfigError, find_settings_file, load_settings
 
@@ -136,7 +136,7 @@ async def _check_backends(configuration: Configuration) -> list[dict[str, Any]]:
     monitor = HealthMonitor(registry, configuration.settings.admin.health_timeout, max_age=0)
     await registry.start()
     try:
-        return await configuration.inventory(monitor).backends()
+        return await Inventory.of(configuration, monitor).backends()
     finally:
         await registry.stop()
 

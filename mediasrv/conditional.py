@@ -1,64 +1,14 @@
-"""HTTP conditional requests and byte ranges (RFC 9110 §13 and §14), read from request headers
-and evaluated against an object's metadata."""
+"""HTTP conditional requests (RFC 9110 §13), read from request headers and evaluated against
+an object's metadata."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
 from mediasrv.errors import NotModified, PreconditionFailed
-from mediasrv.objects import ByteRange, Conditions, ObjectInfo
-
-_SINGLE_RANGE = re.compile(
-    r"bytes[ \t]*=[ \t]*(?:(\d+)[ \t]*-[ \t]*(\d*)|-[ \t]*(\d+))[ \t]*", re.ASCII | re.IGNORECASE
-)
-_ENTITY_TAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
-_SINGLE_ENTITY_TAG = re.compile(r'(W/)?"[^"]*"')
-_MAX_DIGITS = 19  # no object is 10**19 bytes long; and int() of a huge string is slow
-_BEYOND_ANY_OBJECT = 10**_MAX_DIGITS
-
-
-def parse_range(value: str | None) -> ByteRange | None:
-    """The single byte range a ``Range`` header asks for, or None to serve the whole object.
-
-    A missing, malformed, non-bytes or multi-range header gives None: RFC 9110 lets a server
-    ignore Range, and mediasrv answers multiple ranges with the full object, as S3 does.
-    """
-    if not value:
-        return None
-    match = _SINGLE_RANGE.fullmatch(value)
-    if match is None:
-        return None
-    first, last, suffix = (_position(part) for part in match.groups())
-    if suffix is not None:
-        return ByteRange(suffix=suffix)
-    assert first is not None
-    if last is not None and last < first:
-        return None
-    return ByteRange(first, last)
-
-
-def _position(digits: str | None) -> int | None:
-    """A range position; an absurdly long one still means 'past the end of anything'."""
-    if not digits:
-        return None
-    return int(digits) if len(digits) <= _MAX_DIGITS else _BEYOND_ANY_OBJECT
-
-
-def parse_http_date(value: str | None) -> datetime | None:
-    """A timezone-aware datetime from an HTTP date in any of its three forms, or None.
-
-    HTTP dates are always UTC; the asctime form says so by saying nothing (RFC 9110 §5.6.7).
-    """
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+from mediasrv.grammar import ENTITY_TAG, parse_entity_tags, parse_http_date, split_entity_tag
+from mediasrv.objects import Conditions, ObjectInfo
 
 
 def conditions_from_headers(headers: Mapping[str, str]) -> Conditions:
@@ -103,7 +53,7 @@ def range_applies(conditions: Conditions, info: ObjectInfo) -> bool:
     validator = validator.strip()
     if validator.startswith(('"', "W/")):
         # One entity tag, not a list; a weak one never matches.
-        return _SINGLE_ENTITY_TAG.fullmatch(validator) is not None and _matches(validator, info.etag, weak=False)
+        return ENTITY_TAG.fullmatch(validator) is not None and _matches(validator, info.etag, weak=False)
     date = parse_http_date(validator)
     return date is not None and info.last_modified is not None and (_seconds(date) == _seconds(info.last_modified))
 
@@ -114,23 +64,13 @@ def _matches(header: str, etag: str | None, *, weak: bool) -> bool:
         return True
     if etag is None:
         return False
-    etag_weak, etag_opaque = _split_etag(etag)
+    etag_weak, etag_opaque = split_entity_tag(etag)
     if etag_weak and not weak:
         return False
-    for candidate_weak, candidate_opaque in _parse_etag_list(header):
+    for candidate_weak, candidate_opaque in parse_entity_tags(header):
         if candidate_opaque == etag_opaque and (weak or not candidate_weak):
             return True
     return False
-
-
-def _parse_etag_list(header: str) -> list[tuple[bool, str]]:
-    return [(bool(m.group(1)), m.group(2)) for m in _ENTITY_TAG.finditer(header)]
-
-
-def _split_etag(etag: str) -> tuple[bool, str]:
-    if etag.startswith("W/"):
-        return True, etag[2:]
-    return False, etag
 
 
 def _seconds(moment: datetime) -> int:

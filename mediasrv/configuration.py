@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pluggy
 
-from mediasrv.health import HealthMonitor
-from mediasrv.inventory import Inventory
-from mediasrv.plugins import BackendKind, backend_kinds, get_plugin_manager, plugin_infos
+from mediasrv.plugins import BackendKind, backend_kinds, get_plugin_manager
 from mediasrv.registry import BackendRegistry
 from mediasrv.settings import ConfigError, Settings, find_settings_file, load_settings
 
@@ -27,10 +25,6 @@ class Configuration:
     pm: pluggy.PluginManager
     kinds: dict[str, BackendKind]
     registry: BackendRegistry
-
-    def inventory(self, monitor: HealthMonitor) -> Inventory:
-        """The admin listing of these backends and plugins, with ``monitor``'s health."""
-        return Inventory(self.registry, self.kinds, plugin_infos(self.pm, self.kinds), monitor)
 
 
 def load_plugins(config: str | os.PathLike[str] | None) -> tuple[Path, Settings, pluggy.PluginManager]:

@@ -1,4 +1,5 @@
-"""The errors a backend raises; each maps to one HTTP status in one place (``http_status``).
+"""The errors a backend raises; each has one HTTP status (``status``), and one place turns them
+into responses (``mediasrv.responses.error_response``).
 
 They subclass builtins where one fits, so ``except FileNotFoundError`` still catches a
 :class:`NotFound`. A backend never lets a library's exception escape: it maps it to one of these.

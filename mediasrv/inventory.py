@@ -4,12 +4,15 @@ redacted settings, and the loaded plugins. Shared by ``/admin`` and the CLI."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mediasrv.health import HealthMonitor, HealthReport
-from mediasrv.plugins import BackendKind, PluginInfo
+from mediasrv.plugins import BackendKind, PluginInfo, plugin_infos
 from mediasrv.redaction import redacted_settings
 from mediasrv.registry import BackendRegistry
+
+if TYPE_CHECKING:
+    from mediasrv.configuration import Configuration
 
 
 class Inventory:
@@ -26,6 +29,12 @@ class Inventory:
         self.kinds = kinds
         self.plugins = plugins
         self.monitor = monitor
+
+    @classmethod
+    def of(cls, configuration: Configuration, monitor: HealthMonitor) -> Inventory:
+        """The listing of a loaded configuration's backends and plugins, with ``monitor``'s health."""
+        plugins = plugin_infos(configuration.pm, configuration.kinds)
+        return cls(configuration.registry, configuration.kinds, plugins, monitor)
 
     async def backends(self) -> list[dict[str, Any]]:
         """Every backend, in settings order, with a health report at most ``max_age`` old."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mediasrv.errors import InvalidKey
+from mediasrv.grammar import has_control_character
 
 MAX_KEY_BYTES = 1024  # S3's limit; longer keys name nothing anywhere
 
@@ -18,7 +19,7 @@ def validate_key(key: str) -> str:
         raise InvalidKey("empty key")
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise InvalidKey(f"key longer than {MAX_KEY_BYTES} bytes")
-    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in key):
+    if has_control_character(key):
         raise InvalidKey("control character in key")
     if "\\" in key:
         raise InvalidKey("backslash in key")

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from mediasrv.backend import StorageBackend
 from mediasrv.chunks import SlicedChunks
-from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_range, range_applies
+from mediasrv.conditional import check_preconditions, conditions_from_headers, range_applies
 from mediasrv.connections import ClientConnection, find_connection
 from mediasrv.errors import (
     MediaError,
@@ -25,8 +25,9 @@ from mediasrv.errors import (
 )
 from mediasrv.keys import validate_key
 from mediasrv.limits import Slot, StreamLimiter
-from mediasrv.objects import ByteRange, Conditions, ObjectStream
+from mediasrv.objects import Conditions, ObjectStream
 from mediasrv.observer import RequestRecord, error_kind, request_record
+from mediasrv.ranges import ByteRange, parse_range, serves
 from mediasrv.registry import BackendRegistry
 from mediasrv.responses import MediaResponse, close_chunks, error_response, object_headers
 from mediasrv.signing import Signer
@@ -101,7 +102,7 @@ class MediaEndpoint:
         finally:
             record.open_seconds = time.perf_counter() - started
         try:
-            return self._stream_response(backend, key, stream, slot, connection)
+            return self._stream_response(backend, key, stream, slot, connection, record)
         except BaseException:
             await close_chunks(stream.chunks)
             slot.release()
@@ -113,13 +114,18 @@ class MediaEndpoint:
         try:
             return await _guarded(backend, backend.open(key, byte_range, conditions))
         except RangeNotSatisfiable:
-            if byte_range is None or conditions.if_range is None:
+            if byte_range is None or not conditions:
                 raise
+        # The conditions come first (a 304 or 412 before a 416: RFC 9110 section 13.2.2) and
         # If-Range may name an older version, in which case the range does not apply at all.
         stream = await _guarded(backend, backend.open(key, None, replace(conditions, if_range=None)))
-        if range_applies(conditions, stream.info) and stream.info.size is not None:
+        try:
+            check_preconditions(conditions, stream.info)
+            if range_applies(conditions, stream.info) and stream.info.size is not None:
+                raise RangeNotSatisfiable(stream.info.size)
+        except BaseException:
             await close_chunks(stream.chunks)
-            raise RangeNotSatisfiable(stream.info.size)
+            raise
         return stream
 
     async def _settle(
@@ -132,7 +138,8 @@ class MediaEndpoint:
     ) -> ObjectStream:
         """Apply the conditions and the range to an opened stream, whatever the backend did of them.
 
-        Closes the stream before raising (304, 412, 416).
+        Closes the stream before raising (304, 412, 416, and 502 for a range the backend should
+        not have served).
         """
         try:
             check_preconditions(conditions, stream.info)
@@ -141,7 +148,9 @@ class MediaEndpoint:
                 if stream.content_range is not None:  # the backend ignored If-Range: reopen whole
                     await close_chunks(stream.chunks)
                     stream = await _guarded(backend, backend.open(key, None, Conditions()))
-            if byte_range is not None and stream.content_range is None and stream.info.size is not None:
+            if stream.content_range is not None:
+                _check_served_range(backend, byte_range, stream)
+            elif byte_range is not None and stream.info.size is not None:
                 content_range = byte_range.resolve(stream.info.size)
                 stream.chunks = SlicedChunks(stream.chunks, content_range.first, content_range.length)
                 stream.content_range = content_range
@@ -157,7 +166,12 @@ class MediaEndpoint:
         stream: ObjectStream,
         slot: Slot,
         connection: ClientConnection | None,
+        record: RequestRecord,
     ) -> Response:
+        def finish(outcome: str) -> None:
+            slot.release()
+            record.outcome = outcome
+
         content_range = stream.content_range
         headers = object_headers(stream.info, key, backend.settings.cache_control, content_range)
         return MediaResponse(
@@ -167,8 +181,29 @@ class MediaEndpoint:
             content_length=content_range.length if content_range is not None else stream.info.size,
             connection=connection,
             send_timeout=self.send_timeout,
-            on_finish=slot.release,
+            on_finish=finish,
         )
+
+
+def _check_served_range(backend: StorageBackend, asked: ByteRange | None, stream: ObjectStream) -> None:
+    """The range a backend returned must be what was asked (or its start, a source may send
+    less), else no 206 goes out: 416 when nothing of the object can be served, else 502 and
+    an error in the log, since the backend broke its contract."""
+    served = stream.content_range
+    assert served is not None
+    size = stream.info.size if stream.info.size is not None else served.size
+    if asked is not None and serves(asked, served) and (served.size is None or served.size == size):
+        return
+    if asked is not None and size is not None:
+        asked.resolve(size)  # RangeNotSatisfiable when no byte of the object is asked
+    logger.error(
+        "backend %r (%s) returned bytes %s for %s: a plugin bug",
+        backend.name,
+        backend.kind,
+        served.header_value().removeprefix("bytes "),
+        asked.header_value() if asked is not None else "a request without a range",
+    )
+    raise UpstreamError(f"backend {backend.name!r} returned another range than the one asked")
 
 
 async def _guarded(backend: StorageBackend, call: Awaitable[T]) -> T:

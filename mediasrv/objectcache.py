@@ -23,7 +23,8 @@ from mediasrv.connections import find_connection
 from mediasrv.errors import BackendUnavailable, InvalidKey
 from mediasrv.keys import validate_key
 from mediasrv.limits import StreamLimiter
-from mediasrv.observer import Outcome, request_record
+from mediasrv.observer import request_record
+from mediasrv.outcome import Outcome
 from mediasrv.responses import Headers, MediaResponse
 
 if TYPE_CHECKING:  # the registry reads settings, which hold this module's settings table
@@ -158,6 +159,10 @@ class SmallObjectLayer:
         connection = find_connection(scope)
         if connection is None or connection.buffered_bytes():
             # The client may be slow: MediaResponse holds it to send_timeout.
+            def finish(outcome: str) -> None:
+                slot.release()
+                record.outcome = outcome
+
             response = MediaResponse(
                 200,
                 list(entry.headers),
@@ -165,7 +170,7 @@ class SmallObjectLayer:
                 content_length=len(entry.body),
                 connection=connection,
                 send_timeout=self.send_timeout,
-                on_finish=slot.release,
+                on_finish=finish,
             )
             await response(scope, receive, send)
             return True
@@ -237,7 +242,7 @@ def _is_valid(key: str) -> bool:
 
 
 class MemoryChunks:
-    """The chunks of a body in memory: the body, once. Nothing to close."""
+    """The chunks of a body in memory: the body, once."""
 
     def __init__(self, body: bytes) -> None:
         self._body: bytes | None = body
@@ -250,3 +255,6 @@ class MemoryChunks:
         if not body:
             raise StopAsyncIteration
         return body
+
+    async def aclose(self) -> None:
+        self._body = None  # nothing else to free: the body stays in the cache

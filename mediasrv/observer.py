@@ -12,18 +12,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediasrv.accesslog import AccessLog
 from mediasrv.metrics import Metrics
+from mediasrv.outcome import Outcome
 
 RECORD_SCOPE_KEY = "mediasrv.record"
 MEDIA_PATH_PREFIX = "/media/"
-
-
-class Outcome:
-    """How a response body ended."""
-
-    COMPLETE = "complete"
-    CLIENT_DISCONNECTED = "client_disconnected"
-    CLIENT_STALLED = "client_stalled"
-    SOURCE_FAILED = "source_failed"
 
 
 @dataclass

@@ -75,8 +75,7 @@ def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
     # Each implementation is called on its own so that an error names its plugin (and so
     # pluggy's hook-call tracing does not see it: it is traced here).
     for impl in pm.hook.mediasrv_register_backends.get_hookimpls():
-        if impl.hookwrapper or impl.wrapper:
-            continue
+        _refuse_wrapper(impl, "mediasrv_register_backends")
 
         def register(backend_class: type[StorageBackend], plugin_name: str = impl.plugin_name) -> None:
             kind = _check_backend_class(backend_class, plugin_name)
@@ -90,12 +89,25 @@ def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
 
         hooktrace(f"mediasrv_register_backends of plugin {impl.plugin_name!r}")
         try:
-            impl.function(**{argname: register for argname in impl.argnames})
+            impl.function(**hook_arguments(impl, register=register))
         except PluginError:
             raise
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r}: mediasrv_register_backends failed: {exc!r}") from None
     return kinds
+
+
+def hook_arguments(impl: pluggy.HookImpl, **arguments: object) -> dict[str, object]:
+    """The arguments of a hook call that ``impl`` takes, bound by name as pluggy binds them:
+    an implementation may take any subset of the spec's parameters, in any order."""
+    return {name: arguments[name] for name in impl.argnames}
+
+
+def _refuse_wrapper(impl: pluggy.HookImpl, hook: str) -> None:
+    """A register hook is called implementation by implementation, so a wrapper would wrap
+    nothing: say so at start-up rather than skip it."""
+    if impl.hookwrapper or impl.wrapper:
+        raise PluginError(f"plugin {impl.plugin_name!r}: {hook} cannot be a hook wrapper (wrapper=True)")
 
 
 def _check_backend_class(backend_class: object, plugin_name: str) -> str:

@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import mimetypes
-import re
 from collections.abc import Callable
-from datetime import UTC
-from email.utils import format_datetime
 from typing import Any
 
 import anyio
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from mediasrv.chunks import Chunks
 from mediasrv.connections import ClientConnection
 from mediasrv.errors import BackendUnavailable, MediaError, NotModified, RangeNotSatisfiable
-from mediasrv.objects import Chunks, ContentRange, ObjectInfo
-from mediasrv.observer import Outcome, RequestRecord, request_record
+from mediasrv.grammar import format_http_date, header_safe
+from mediasrv.objects import ObjectInfo
+from mediasrv.outcome import Outcome
+from mediasrv.ranges import ContentRange
 
 logger = logging.getLogger("mediasrv")
 
@@ -26,8 +26,6 @@ Headers = list[tuple[bytes, bytes]]
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 ACTIVE_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"})
-
-_UNSAFE_HEADER_CHARACTERS = re.compile(r"[^\t\x20-\x7e\x80-\xff]")
 
 # Python's built-in table only, so a guess does not depend on the host's /etc/mime.types.
 _mime_types = mimetypes.MimeTypes()
@@ -49,7 +47,7 @@ class ClientStalled(Exception):
 def header_bytes(value: str) -> bytes:
     """A header value from a backend's metadata, as bytes: characters a header cannot carry
     (CR, LF, NUL and other controls, non-Latin-1) become "?", so metadata cannot inject headers."""
-    return _UNSAFE_HEADER_CHARACTERS.sub("?", value).encode("latin-1")
+    return header_safe(value).encode("latin-1")
 
 
 def guess_content_type(key: str) -> str:
@@ -69,10 +67,11 @@ def validator_headers(info: ObjectInfo, cache_control: str) -> Headers:
     headers: Headers = []
     if info.etag:
         headers.append((b"etag", header_bytes(info.etag)))
-    if info.last_modified is not None:
-        # Any aware datetime will do: botocore's carry dateutil's tzutc, not datetime.UTC.
-        last_modified = info.last_modified.astimezone(UTC)
-        headers.append((b"last-modified", format_datetime(last_modified, usegmt=True).encode()))
+    # Any aware datetime will do (botocore's carry dateutil's tzutc); one no HTTP date can
+    # express (a source's "31 Dec 9999 23:59:59 PST") is left out, as a garbled one would be.
+    last_modified = format_http_date(info.last_modified) if info.last_modified is not None else None
+    if last_modified is not None:
+        headers.append((b"last-modified", last_modified.encode()))
     cache_control = cache_control or info.cache_control or ""
     if cache_control:
         headers.append((b"cache-control", header_bytes(cache_control)))
@@ -112,12 +111,9 @@ def error_response(exc: MediaError, cache_control: str = "") -> Response:
 
 async def close_chunks(chunks: Chunks) -> None:
     """Close a chunk iterator, whatever happens around it: shielded, bounded, never raising."""
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is None:
-        return
     with anyio.move_on_after(MediaResponse.close_timeout, shield=True):
         try:
-            await aclose()
+            await chunks.aclose()
         except Exception as exc:
             logger.warning("closing a chunk iterator failed: %r", exc)
 
@@ -129,6 +125,7 @@ class MediaResponse(Response):
     when the client disconnects and when the client stalls (``connection`` is how it
     notices; without one it relies on the server). A failure after the status line
     aborts the connection, so the client sees a truncated transfer, never a short 200.
+    ``on_finish`` is called last, with how the body ended (an ``Outcome``).
     """
 
     close_timeout = 5.0
@@ -142,7 +139,7 @@ class MediaResponse(Response):
         content_length: int | None = None,
         connection: ClientConnection | None = None,
         send_timeout: float = 60.0,
-        on_finish: Callable[[], None] | None = None,
+        on_finish: Callable[[str], None] | None = None,
     ) -> None:
         self.status_code = status_code
         self.raw_headers = headers
@@ -152,29 +149,29 @@ class MediaResponse(Response):
         self.connection = connection
         self.send_timeout = send_timeout
         self.on_finish = on_finish
+        self.outcome = Outcome.COMPLETE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            outcome = Outcome.COMPLETE
             if self.chunks is not None:
-                outcome = await self._stream(send, self.connection, request_record(scope))
-            if outcome == Outcome.COMPLETE:
+                await self._stream(send, self.connection)
+            if self.outcome == Outcome.COMPLETE:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if self.chunks is not None:
                 await close_chunks(self.chunks)
             if self.on_finish is not None:
-                self.on_finish()
+                self.on_finish(self.outcome)
 
-    async def _stream(self, send: Send, connection: ClientConnection | None, record: RequestRecord) -> str:
-        """Send every chunk; the Outcome, noted on ``record`` too."""
+    async def _stream(self, send: Send, connection: ClientConnection | None) -> str:
+        """Send every chunk; the Outcome, kept in ``self.outcome`` (also when this raises)."""
         try:
-            record.outcome = await self._send_chunks(send, connection)
+            self.outcome = await self._send_chunks(send, connection)
         except Exception:
-            record.outcome = Outcome.SOURCE_FAILED
+            self.outcome = Outcome.SOURCE_FAILED
             raise
-        return record.outcome
+        return self.outcome
 
     async def _send_chunks(self, send: Send, connection: ClientConnection | None) -> str:
         assert self.chunks is not None

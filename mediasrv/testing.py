@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,9 +33,11 @@ from typing import ClassVar, TypeVar
 import pytest
 
 from mediasrv.backend import StorageBackend
-from mediasrv.chunks import ChunkReader
+from mediasrv.chunks import ChunkReader, Chunks
 from mediasrv.errors import InvalidKey, NotFound, NotModified, PreconditionFailed, RangeNotSatisfiable
-from mediasrv.objects import ByteRange, Chunks, Conditions, ObjectInfo, ObjectStream
+from mediasrv.grammar import ENTITY_TAG
+from mediasrv.objects import Conditions, ObjectInfo, ObjectStream
+from mediasrv.ranges import ByteRange
 
 __all__ = ["BackendConformance", "SampleObject", "started"]
 
@@ -48,7 +49,6 @@ LARGE = "conformance/large.bin"
 NESTED = "conformance/a/b/nested.json"
 ODD_NAME = "conformance/with space, ünïcode & symbols+=@.txt"
 MISSING = "conformance/missing.txt"
-ETAG = re.compile(r'(W/)?"[^"\x00-\x1f]*"')
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,7 @@ async def read_all(chunks: Chunks) -> bytes:
 
 async def aclose(chunks: Chunks) -> None:
     """Close a chunk iterator as the core does."""
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        await close()
+    await chunks.aclose()
 
 
 def open_descriptors() -> int | None:
@@ -359,7 +357,7 @@ def check_info(info: ObjectInfo, size: int) -> None:
     """``info`` has the documented types, and the right size when it gives one."""
     assert isinstance(info, ObjectInfo), f"stat returned {type(info).__name__}, not ObjectInfo"
     assert info.size is None or (type(info.size) is int and info.size == size), f"size {info.size!r}, not {size}"
-    assert info.etag is None or (isinstance(info.etag, str) and ETAG.fullmatch(info.etag)), (
+    assert info.etag is None or (isinstance(info.etag, str) and ENTITY_TAG.fullmatch(info.etag)), (
         f'etag {info.etag!r} is not a quoted entity tag ("..." or W/"...")'
     )
     if info.last_modified is not None:

@@ -151,7 +151,7 @@ def test_backend_settings_are_shown_with_secrets_masked(site: Site) -> None:
     photos = backends["photos"]["settings"]
     assert photos["bucket"] == "admin-photos"
     assert photos["prefix"] == "public/"
-    assert photos["max_pool_connections"] == 8
+    assert photos["max_connections"] == 8  # given as max_pool_connections, its former name
     assert photos["secret_access_key"] == "**********"
     assert photos["access_key_id"] == "**********"
     cdn = backends["cdn"]["settings"]

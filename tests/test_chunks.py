@@ -113,20 +113,6 @@ async def test_sliced_chunks_aclose_closes_async_generator_source() -> None:
     assert finished == ["closed"]
 
 
-@pytest.mark.asyncio
-async def test_sliced_chunks_aclose_without_source_aclose_is_harmless() -> None:
-    class Plain:
-        def __aiter__(self) -> Plain:
-            return self
-
-        async def __anext__(self) -> bytes:
-            raise StopAsyncIteration
-
-    sliced = SlicedChunks(Plain(), 0, 0)
-    await sliced.aclose()
-    assert await collect(sliced) == []
-
-
 class Reader(ChunkReader):
     """A ChunkReader over a list of chunks; an Exception in the list is raised by read()."""
 
@@ -243,3 +229,13 @@ async def test_chunk_reader_sliced_closes_reader() -> None:
     assert reader.releases == 0  # the slice is served; the core's aclose frees the rest
     await sliced.aclose()
     assert reader.releases == 1
+
+
+def test_chunk_reader_without_read_or_release_cannot_be_made() -> None:
+    class OnlyRead(ChunkReader):
+        async def read(self) -> bytes:
+            return b""
+
+    with pytest.raises(TypeError, match="release"):
+        OnlyRead()
+

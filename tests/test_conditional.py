@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mediasrv.conditional import check_preconditions, conditions_from_headers, parse_http_date, range_applies
+from mediasrv import parse_http_date
+from mediasrv.conditional import check_preconditions, conditions_from_headers, range_applies
 from mediasrv.errors import NotModified, PreconditionFailed
 from mediasrv.objects import Conditions, ObjectInfo
 

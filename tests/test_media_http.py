@@ -29,6 +29,7 @@ from conftest import (
 from mediasrv import Health
 from mediasrv_http import HttpBackend, HttpSettings
 from upstreams import (
+    FAR_FUTURE_DATE,
     GZIP_TEXT,
     HOP_CACHE_CONTROL,
     SLOW_BODY_SENT,
@@ -329,6 +330,30 @@ def test_if_match_other_is_412(server: Server, backend: str) -> None:
     response = get(server, f"/media/{backend}/big.bin", **{"if-match": '"other"'})
     assert response.status_code == 412
     assert response.json() == {"detail": "If-Match failed"}
+
+
+@pytest.mark.parametrize("backend", ["files", "plain"])
+def test_if_modified_since_beyond_year_9999_is_ignored(server: Server, backend: str) -> None:
+    # Issue 12: formatting it for the upstream raised OverflowError: 502 and a traceback.
+    response = get(server, f"/media/{backend}/hello.txt", **{"if-modified-since": FAR_FUTURE_DATE})
+    assert response.status_code == 200
+    assert response.content == b"hello from the files upstream"
+    assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status"),
+    [("GET", {}, 200), ("HEAD", {}, 200), ("GET", {"If-None-Match": '"future"'}, 304)],
+)
+def test_upstream_last_modified_beyond_year_9999_is_dropped(
+    server: Server, method: str, headers: dict[str, str], status: int
+) -> None:
+    # Issue 12: converting it to GMT for Last-Modified raised OverflowError: a 500.
+    answer, response_headers, body = server.raw_get("/media/faulty/far-future", headers, method)
+    assert answer == status
+    assert body == (b"from the future" if (method, status) == ("GET", 200) else b"")
+    assert response_headers["etag"] == '"future"'
+    assert "last-modified" not in response_headers
 
 
 # --- compression and headers that are not ours to pass on ------------------------------------

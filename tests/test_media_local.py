@@ -291,6 +291,29 @@ def test_if_match_current_is_200(server: Server) -> None:
     assert get(server, "/media/local/big.bin", **{"if-match": etag}).status_code == 200
 
 
+def test_if_modified_since_beyond_year_9999_is_ignored(server: Server) -> None:
+    response = get(server, "/media/local/empty.txt", **{"if-modified-since": "Fri, 31 Dec 9999 23:59:59 PST"})
+    assert response.status_code == 200
+
+
+# Issue 12: these took seconds to parse (quadratic regexes) and stalled every other request.
+HOSTILE_BLANKS = 60_000  # fits in the default 64 KiB request head
+
+
+@pytest.mark.parametrize(("name", "status"), [("If-None-Match", 200), ("If-Match", 412)])
+def test_entity_tag_list_with_a_long_blank_run_is_answered_at_once(server: Server, name: str, status: int) -> None:
+    value = "x" + " " * HOSTILE_BLANKS + "x"
+    response = httpx.get(f"{server.url}/media/local/empty.txt", headers={name: value}, timeout=5)
+    assert response.status_code == status
+
+
+def test_range_with_a_long_blank_run_is_answered_at_once(server: Server, media_dir: Path) -> None:
+    value = "bytes=0-" + " " * HOSTILE_BLANKS + "x"
+    response = httpx.get(f"{server.url}/media/local/big.bin", headers={"Range": value}, timeout=5)
+    assert response.status_code == 200  # malformed: the whole object
+    assert sha256(response.content) == sha256((media_dir / "big.bin").read_bytes())
+
+
 def test_if_unmodified_since_long_ago_is_412(server: Server) -> None:
     response = get(server, "/media/local/big.bin", **{"if-unmodified-since": "Mon, 01 Jan 2001 00:00:00 GMT"})
     assert response.status_code == 412

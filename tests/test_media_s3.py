@@ -203,6 +203,14 @@ def test_if_modified_since_future_is_304(server: Server) -> None:
     assert get(server, "/media/photos/landscape.jpg", **{"if-modified-since": date}).status_code == 304
 
 
+def test_if_modified_since_beyond_year_9999_is_ignored(server: Server) -> None:
+    # Issue 12: handing it to botocore raised OverflowError: 502 and a traceback.
+    response = get(server, "/media/photos/landscape.jpg", **{"if-modified-since": "Fri, 31 Dec 9999 23:59:59 PST"})
+    assert response.status_code == 200
+    assert response.content == IMAGE
+    assert "Traceback" not in server.log()
+
+
 def test_if_none_match_other_is_200(server: Server) -> None:
     response = get(server, "/media/photos/landscape.jpg", **{"if-none-match": '"other"'})
     assert response.status_code == 200

@@ -10,10 +10,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pluggy
 import pytest
 
 from mediasrv.errors import NotFound
-from mediasrv.plugins import PluginError, backend_kinds, get_plugin_manager
+from mediasrv.plugins import PluginError, backend_kinds, get_plugin_manager, hook_arguments
 from mediasrv.registry import BackendRegistry
 from mediasrv.settings import ConfigError
 from mediasrv_local import LocalBackend, LocalSettings
@@ -243,6 +244,49 @@ def test_plugin_hook_raises(tmp_path: Path, write_plugin: WritePlugin) -> None:
     )
     assert name in message
     assert "hook exploded" in message
+
+
+@pytest.mark.parametrize("marker", ["hookimpl(wrapper=True)", "hookimpl(hookwrapper=True)"])
+def test_plugin_register_hook_as_a_wrapper_is_refused(tmp_path: Path, write_plugin: WritePlugin, marker: str) -> None:
+    # It used to be skipped without a word: its backends silently missing.
+    name, message = plugin_error(
+        write_plugin,
+        tmp_path,
+        f"""
+        from mediasrv import hookimpl
+
+        @{marker}
+        def mediasrv_register_backends(register):
+            yield
+    """,
+    )
+    assert name in message
+    assert "mediasrv_register_backends cannot be a hook wrapper" in message
+
+
+def test_hook_arguments_are_bound_by_name() -> None:
+    # As pluggy binds them: each parameter gets its own argument, whatever the order or subset.
+    spec = pluggy.HookspecMarker("demo")
+    impl = pluggy.HookimplMarker("demo")
+
+    class Spec:
+        @spec
+        def demo_hook(self, register: object, settings: object) -> None: ...
+
+    class Plugin:
+        @impl
+        def demo_hook(self, settings: object, register: object) -> None: ...
+
+    class OnlySettings:
+        @impl
+        def demo_hook(self, settings: object) -> None: ...
+
+    pm = pluggy.PluginManager("demo")
+    pm.add_hookspecs(Spec)
+    pm.register(Plugin())
+    pm.register(OnlySettings())
+    bound = [hook_arguments(each, register="R", settings="S") for each in pm.hook.demo_hook.get_hookimpls()]
+    assert sorted(bound, key=len) == [{"settings": "S"}, {"settings": "S", "register": "R"}]
 
 
 # BackendRegistry.from_settings: one backend per [backends.NAME] table.

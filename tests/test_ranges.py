@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mediasrv.conditional import parse_range
+from mediasrv import ByteRange, ContentRange, parse_range, parse_unsatisfied_range, serves
 from mediasrv.errors import RangeNotSatisfiable
-from mediasrv.objects import ByteRange, ContentRange
 
 
 @pytest.mark.parametrize(
@@ -218,3 +217,29 @@ def test_content_range_parse(value: str, expected: ContentRange) -> None:
 def test_content_range_parse_refuses_what_is_not_one_range(value: str) -> None:
     with pytest.raises(ValueError):
         ContentRange.parse(value)
+
+
+@pytest.mark.parametrize(
+    ("asked", "served", "ok"),
+    [
+        (ByteRange(0, 99), ContentRange(0, 99, 1000), True),
+        (ByteRange(0, 99), ContentRange(0, 49, 1000), True),  # a server may send less
+        (ByteRange(0, 99), ContentRange(1, 99, 1000), False),
+        (ByteRange(0, 99), ContentRange(0, 100, 1000), False),
+        (ByteRange(10), ContentRange(10, 999, 1000), True),
+        (ByteRange(10), ContentRange(0, 999, 1000), False),
+        (ByteRange(suffix=10), ContentRange(990, 999, 1000), True),
+        (ByteRange(suffix=10), ContentRange(980, 999, 1000), False),
+        (ByteRange(suffix=10), ContentRange(0, 9, 1000), False),
+    ],
+)
+def test_a_206_must_serve_the_range_asked(asked: ByteRange, served: ContentRange, ok: bool) -> None:
+    assert serves(asked, served) is ok
+
+
+@pytest.mark.parametrize(
+    ("header", "size"),
+    [("bytes */1000", 1000), ("BYTES */0", 0), (" bytes\t*/7 ", 7), ("bytes 0-1/10", None), ("bytes */x", None), (None, None)],
+)
+def test_parse_unsatisfied_range_reads_the_size_of_a_416(header: str | None, size: int | None) -> None:
+    assert parse_unsatisfied_range(header) == size

@@ -70,3 +70,35 @@ def test_readme_admin_backends_example_has_the_served_shape() -> None:
     assert set(backends[1]["settings"]) == set(S3Settings.model_fields)
     assert set(backends[2]["settings"]) == set(HttpSettings.model_fields)
     assert backends[1]["settings"]["secret_access_key"] == MASK
+
+
+def layout_rows() -> list[tuple[str, str]]:
+    """(path cell, what) of each row of the README's Layout table."""
+    table = README.split("## Layout", 1)[1].split("\n\n", 2)[1]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    return [(path.strip(), what.strip()) for path, what in rows]
+
+
+def layout_paths() -> set[str]:
+    """Every path the Layout table names; ``dir/a.py``, ``b.py`` in one cell means dir/b.py too."""
+    named: set[str] = set()
+    for cell, what in layout_rows():
+        names = re.findall(r"`([^`]+)`", cell)
+        folder = names[0].rsplit("/", 1)[0] + "/" if "/" in names[0].rstrip("/") else ""
+        named.update(name if "/" in name else folder + name for name in names)
+        if cell.endswith("/`") and "`" in what:  # a package's modules, listed in the second cell
+            named.update(names[0] + name for name in re.findall(r"`(\w+\.py)`", what))
+    return named
+
+
+def test_readme_layout_names_every_module_and_only_existing_ones() -> None:
+    named = layout_paths()
+    modules = {
+        str(path.relative_to(PROJECT_DIR))
+        for folder in ("mediasrv", "plugins/mediasrv_http", "plugins/mediasrv_s3")
+        for path in (PROJECT_DIR / folder).glob("*.py")
+        if path.name not in ("__init__.py", "__main__.py")
+    }
+    assert modules <= named, f"missing from the Layout table: {sorted(modules - named)}"
+    missing = sorted(path for path in named if not (PROJECT_DIR / path).exists())
+    assert not missing, f"the Layout table names what does not exist: {missing}"

@@ -137,7 +137,7 @@ async def test_open_reports_size_of_the_object_for_a_range(backend: S3Backend) -
 async def test_stat_matches_open(backend: S3Backend) -> None:
     info = await backend.stat("data.bin")
     stream = await backend.open("data.bin", None, Conditions())
-    await stream.chunks.aclose()  # type: ignore[attr-defined]
+    await stream.chunks.aclose()
     assert info == stream.info
     assert info.size == SIZE and info.etag and info.last_modified is not None
 
@@ -147,7 +147,7 @@ async def test_an_abandoned_stream_frees_its_pool_slot(backend: S3Backend) -> No
     for _ in range(3):  # one slot: a leak would make the second open wait and fail
         stream = await backend.open("data.bin", None, Conditions())
         assert await anext(stream.chunks)
-        await stream.chunks.aclose()  # type: ignore[attr-defined]
+        await stream.chunks.aclose()
 
 
 @pytest.mark.asyncio
@@ -158,7 +158,7 @@ async def test_a_held_stream_makes_the_next_open_503_after_the_timeout(backend: 
             await backend.open("data.bin", None, Conditions())
         assert raised.value.retry_after == 1
     finally:
-        await held.chunks.aclose()  # type: ignore[attr-defined]
+        await held.chunks.aclose()
     assert (await backend.stat("data.bin")).size == SIZE
 
 
@@ -235,6 +235,15 @@ def test_prefix_is_normalised_to_a_folder() -> None:
 def test_invalid_settings_are_refused(extra: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         settings(**{"endpoint_url": "http://127.0.0.1:9000", **extra})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["max_connections", "max_pool_connections"])
+def test_connection_cap_has_the_http_backends_name_and_keeps_its_old_one(name: str) -> None:
+    model = settings("http://127.0.0.1:9000", **{name: 7})  # type: ignore[arg-type]
+    assert model.max_connections == 7
+    assert model.model_dump()["max_connections"] == 7
+    with pytest.raises(ValidationError):
+        settings("http://127.0.0.1:9000", **{name: 0})  # type: ignore[arg-type]
 
 
 def test_secrets_are_hidden_in_repr_and_errors() -> None:

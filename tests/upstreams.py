@@ -32,6 +32,7 @@ DRIP_TICK = 0.05
 DRIP_MAX_TICKS = 600  # 30 s at most, whoever listens
 GZIP_TEXT = b"gzip-encoded body from the upstream\n" * 200
 HOP_CACHE_CONTROL = "public, max-age=77"
+FAR_FUTURE_DATE = "Fri, 31 Dec 9999 23:59:59 PST"  # a valid date, but past year 9999 in GMT
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -251,6 +252,9 @@ def faulty_app(canary_port: int) -> Callable[[Upstream], web.Application]:
             await response.write_eof()
             return response
 
+        async def far_future(request: web.Request) -> web.StreamResponse:
+            return web.Response(text="from the future", headers={"Last-Modified": FAR_FUTURE_DATE, "ETag": '"future"'})
+
         async def partial_without_range(request: web.Request) -> web.StreamResponse:
             return web.Response(status=206, body=b"x" * 10)
 
@@ -279,6 +283,7 @@ def faulty_app(canary_port: int) -> Callable[[Upstream], web.Application]:
             "drip": drip,
             "gzip": gzipped,
             "hop": hop,
+            "far-future": far_future,
             "partial-without-range": partial_without_range,
             "partial-elsewhere": partial_elsewhere,
             "redirect-same": redirect(lambda r: "/faulty/hello.txt", 301),

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mediasrv import StorageBackend, hookimpl
-from mediasrv_http.backend import HttpBackend, HttpSettings
+from mediasrv_http.backend import HttpBackend
+from mediasrv_http.settings import HttpSettings
 
 __all__ = ["HttpBackend", "HttpSettings"]
 

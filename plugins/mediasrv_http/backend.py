@@ -2,115 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import re
-from collections.abc import Callable
-from datetime import UTC
-from email.utils import format_datetime
 
 import aiohttp
 from aiohttp import ClientResponse
-from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
 import mediasrv
 from mediasrv import (
     BackendSettings,
-    BackendUnavailable,
     ByteRange,
     ChunkReader,
     Conditions,
     ConnectionLimiter,
     ContentRange,
     Health,
-    MediaError,
-    NotFound,
     NotModified,
     ObjectInfo,
     ObjectStream,
     PreconditionFailed,
     RangeNotSatisfiable,
-    Slot,
     StorageBackend,
     UpstreamError,
-    UpstreamTimeout,
+    entity_tag,
+    format_http_date,
+    is_header_safe,
     parse_http_date,
+    parse_unsatisfied_range,
+    serves,
 )
-from mediasrv_http.urls import build_url, is_under, parse_base_url, same_origin
+from mediasrv_http.errors import DENIED_STATUSES, describe_failure, status_error, translate
+from mediasrv_http.settings import HttpSettings
+from mediasrv_http.urls import build_url, is_under, same_origin
 
 logger = logging.getLogger("mediasrv.http")
 
-FailureMapper = Callable[[BaseException, str], MediaError]
-"""Turns a library exception during a request (described by the str) into mediasrv's error."""
-
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-DENIED_STATUSES = frozenset({401, 403, 407, 429})  # our credentials or quota, not the client's fault
-GONE_STATUSES = frozenset({404, 410})
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-_UNSATISFIED_RANGE = re.compile(r"bytes[ \t]+\*/(\d{1,19})", re.ASCII | re.IGNORECASE)
-_ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e\x80-\xff]*"')
-_BARE_ENTITY_TAG = re.compile(r"[\x21\x23-\x7e\x80-\xff]+")
-
-# Headers mediasrv sets on each upstream request itself; a configured one would fight them.
-RESERVED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "upgrade",
-        "te",
-        "trailer",
-        "accept-encoding",
-        "range",
-        "if-match",
-        "if-none-match",
-        "if-modified-since",
-        "if-unmodified-since",
-        "if-range",
-    }
-)
-
-
-class HttpSettings(BackendSettings):
-    """``[backends.NAME]`` with ``kind = "http"``."""
-
-    base_url: str = Field(description="objects are fetched from base_url + key")
-    timeout: float = Field(default=10, gt=0, le=3600, description="connect and per-read, seconds; no total cap")
-    headers: dict[str, SecretStr] = Field(default_factory=dict, description="sent upstream; values are secrets")
-    max_connections: int = Field(default=64, ge=1, le=10000, description="upstream connections, per worker")
-    health_path: str = Field(default="", description="HEAD target of health(); empty: base_url")
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        return str(parse_base_url(value))
-
-    @field_validator("headers")
-    @classmethod
-    def _check_headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        for name, value in headers.items():
-            if not _TOKEN.fullmatch(name):
-                raise ValueError(f"header name {name!r} is not a valid HTTP token")
-            if name.lower() in RESERVED_HEADERS:
-                raise ValueError(f"header {name!r} is set by mediasrv itself and cannot be configured")
-            if not _HEADER_VALUE.fullmatch(value.get_secret_value()):
-                # The value is a secret: never quote it.
-                raise ValueError(f"the value of header {name!r} contains a control character")
-        return headers
-
-    @field_validator("health_path")
-    @classmethod
-    def _check_health_path(cls, value: str) -> str:
-        if value.startswith("//") or "\\" in value or "#" in value or not _HEADER_VALUE.fullmatch(value):
-            raise ValueError("must be a path, relative to base_url or starting with '/'")
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", value):
-            raise ValueError("must be a path, not a URL (the host is base_url's)")
-        return value
 
 
 class HttpBackend(StorageBackend):
@@ -129,15 +57,12 @@ class HttpBackend(StorageBackend):
 
     max_redirects = 3
     pool_wait_limit = 5.0  # seconds; the wait is min(timeout, this)
-    health_timeout_limit = 5.0  # seconds; health() takes min(timeout, this) at most
-    max_retry_after = 3600  # an upstream's own Retry-After (429) is passed on up to this
 
     def __init__(self, name: str, settings: BackendSettings) -> None:
         super().__init__(name, settings)
-        self.base_url = URL(self.settings.base_url, encoded=True)
-        self.health_url = self._health_url()
+        self.base_url = self.settings.base
+        self.health_url = self.settings.health_url
         self.pool_wait = min(self.settings.timeout, self.pool_wait_limit)
-        self.health_timeout = min(self.settings.timeout, self.health_timeout_limit)
         self._session: aiohttp.ClientSession | None = None
         self._connections = ConnectionLimiter(
             self.settings.max_connections,
@@ -181,7 +106,7 @@ class HttpBackend(StorageBackend):
             response = await self._fetch("HEAD", url, {})
             try:
                 if response.status != 200:
-                    raise self._status_error(response)
+                    raise status_error(response, self.name)
                 return self._object_info(response, response.content_length)
             finally:
                 response.release()
@@ -193,36 +118,29 @@ class HttpBackend(StorageBackend):
         headers = _condition_headers(conditions)
         if byte_range is not None:
             headers["Range"] = byte_range.header_value()
-        slot = await self._connections.acquire()
-        try:
+        # What the stream holds (its pool slot, then the response) is released in reverse
+        # order if anything fails before it is handed over, and by UpstreamChunks after.
+        async with contextlib.AsyncExitStack() as held:
+            held.callback((await self._connections.acquire()).release)
             response = await self._fetch("GET", url, headers)
-        except BaseException:
-            slot.release()
-            raise
-        try:
-            return self._object_stream(response, byte_range, conditions, slot)
-        except BaseException:
-            response.close()
-            slot.release()
-            raise
+            held.callback(response.close)
+            stream = self._object_stream(response, byte_range, conditions, held)
+        return stream
 
     async def health(self) -> Health:
         """HEAD of ``health_path`` (must answer below 400) or of ``base_url`` (below 400, or 404
         or 405: the host answers, the prefix itself is just not an object). Never follows a
-        redirect; 401/403/429, 5xx, refusals and timeouts are unhealthy."""
-        session = self._require_session()
+        redirect; 401/403/429, 5xx, refusals and timeouts are unhealthy. Bounded by the
+        session's connect and read timeouts, and by the core's [admin] health_timeout."""
+        session = self.session
         target = f"HEAD {self.health_url.path}"
         try:
-            async with session.head(
-                self.health_url,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self.health_timeout),
-            ) as response:
+            async with session.head(self.health_url, allow_redirects=False) as response:
                 status = response.status
         except TimeoutError:
-            return Health(ok=False, error=f"{target}: no answer within {self.health_timeout:g}s")
+            return Health(ok=False, error=f"{target}: no answer within {self.settings.timeout:g}s")
         except aiohttp.ClientError as exc:
-            return Health(ok=False, error=f"{target}: {_describe_failure(exc)}")
+            return Health(ok=False, error=f"{target}: {describe_failure(exc)}")
         if status < 400 or (not self.settings.health_path and status in (404, 405)):
             return Health(ok=True)
         if status in DENIED_STATUSES:
@@ -244,11 +162,10 @@ class HttpBackend(StorageBackend):
         raise UpstreamError(f"backend {self.name!r}: more than {self.max_redirects} redirects upstream")
 
     async def _send(self, method: str, url: URL, headers: dict[str, str]) -> ClientResponse:
-        session = self._require_session()
         try:
-            return await session.request(method, url, headers=headers, allow_redirects=False)
+            return await self.session.request(method, url, headers=headers, allow_redirects=False)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._failure(exc, f"{method} {url}") from None
+            raise translate(exc, self.name, f"{method} {url}") from None
 
     def _redirect_target(self, url: URL, location: str | None) -> URL:
         """Where a redirect leads, if it stays under ``base_url``; else UpstreamError (502)."""
@@ -266,25 +183,29 @@ class HttpBackend(StorageBackend):
             raise UpstreamError(f"backend {self.name!r}: upstream redirected outside base_url")
         return target
 
-    def _require_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            raise BackendUnavailable(f"backend {self.name!r} is not started")
-        return self._session
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        return self.started(self._session)
 
     # --- answers --------------------------------------------------------------------------------
 
     def _object_stream(
-        self, response: ClientResponse, byte_range: ByteRange | None, conditions: Conditions, slot: Slot
+        self,
+        response: ClientResponse,
+        byte_range: ByteRange | None,
+        conditions: Conditions,
+        held: contextlib.AsyncExitStack,
     ) -> ObjectStream:
-        """The stream for a GET's answer; raises the error its status means (the caller closes)."""
+        """The stream for a GET's answer, taking over what ``held`` holds; raises the error its
+        status means (and ``held`` releases)."""
         status = response.status
         if status == 200:
             info = self._object_info(response, response.content_length)
-            return ObjectStream(info, self._chunks(response, slot), None)  # a Range ignored: the core cuts
+            return ObjectStream(info, self._chunks(response, held), None)  # a Range ignored: the core cuts
         if status == 206 and byte_range is not None:
             content_range = self._content_range(response, byte_range)
             info = self._object_info(response, content_range.size)
-            return ObjectStream(info, self._chunks(response, slot), content_range)
+            return ObjectStream(info, self._chunks(response, held), content_range)
         if status == 304 and (conditions.if_none_match is not None or conditions.if_modified_since is not None):
             raise NotModified(self._object_info(response, None))
         if status == 412 and conditions.if_match is not None:
@@ -292,12 +213,11 @@ class HttpBackend(StorageBackend):
         if status == 412 and conditions.if_unmodified_since is not None:
             raise PreconditionFailed("If-Unmodified-Since failed")
         if status == 416 and byte_range is not None:
-            match = _UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-            raise RangeNotSatisfiable(int(match.group(1)) if match else None)
-        raise self._status_error(response)
+            raise RangeNotSatisfiable(parse_unsatisfied_range(response.headers.get("Content-Range")))
+        raise status_error(response, self.name)
 
-    def _chunks(self, response: ClientResponse, slot: Slot) -> UpstreamChunks:
-        return UpstreamChunks(response, self.settings.chunk_size, slot, self._failure)
+    def _chunks(self, response: ClientResponse, held: contextlib.AsyncExitStack) -> UpstreamChunks:
+        return UpstreamChunks(response, self.settings.chunk_size, self.name, held.pop_all())
 
     def _content_range(self, response: ClientResponse, byte_range: ByteRange) -> ContentRange:
         """The range a 206 carries, if it is one valid range where the asked one starts."""
@@ -308,7 +228,7 @@ class HttpBackend(StorageBackend):
         length = response.content_length
         if length is not None and length != content_range.length:
             raise UpstreamError(f"backend {self.name!r}: upstream's Content-Length and Content-Range disagree")
-        if not _serves(byte_range, content_range):
+        if not serves(byte_range, content_range):
             raise UpstreamError(f"backend {self.name!r}: upstream sent another range than the one asked")
         return content_range
 
@@ -320,43 +240,11 @@ class HttpBackend(StorageBackend):
         return ObjectInfo(
             size=size,
             content_type=headers.get("Content-Type") or None,
-            etag=_entity_tag(headers.get("ETag")),
+            etag=entity_tag(headers.get("ETag")),
             last_modified=parse_http_date(headers.get("Last-Modified")),
             content_encoding=encoding if encoding and encoding.lower() != "identity" else None,
             cache_control=headers.get("Cache-Control") or None,
         )
-
-    def _status_error(self, response: ClientResponse) -> MediaError:
-        """The error an unexpected status means: 404/410 not found; 401/403/407/429 are ours
-        to fix (503); anything else, including a 3xx not followed and a 5xx, is 502."""
-        status = response.status
-        if status in GONE_STATUSES:
-            return NotFound()
-        if status in DENIED_STATUSES:
-            logger.warning("backend %r: upstream answered %d to %s", self.name, status, response.url.path)
-            retry_after = _retry_after(response.headers.get("Retry-After"), self.max_retry_after)
-            return BackendUnavailable(
-                f"backend {self.name!r} is unavailable: upstream answered {status}",
-                retry_after=retry_after if status == 429 else None,
-            )
-        if status >= 500:
-            logger.warning("backend %r: upstream answered %d to %s", self.name, status, response.url.path)
-        return UpstreamError(f"backend {self.name!r}: upstream answered {status}")
-
-    def _failure(self, exc: BaseException, request: str) -> MediaError:
-        """A library exception as mediasrv's error: a timeout is 504, anything else 502."""
-        logger.warning("backend %r: %s failed: %s", self.name, request, _describe_failure(exc))
-        if isinstance(exc, TimeoutError):
-            return UpstreamTimeout(f"backend {self.name!r}: upstream timed out")
-        return UpstreamError(f"backend {self.name!r}: {_describe_failure(exc)}")
-
-    def _health_url(self) -> URL:
-        if not self.settings.health_path:
-            return self.base_url
-        target = self.base_url.join(URL(self.settings.health_path))
-        if not same_origin(self.base_url, target):
-            raise ValueError("health_path leads to another origin")
-        return target
 
 
 class UpstreamChunks(ChunkReader):
@@ -364,66 +252,29 @@ class UpstreamChunks(ChunkReader):
 
     A library error mid-body becomes UpstreamError/UpstreamTimeout and propagates, so the
     core aborts the client's connection. ``release`` gives a fully read connection back to
-    the pool and closes a partly read one (it would carry the rest of this body), then frees
-    the slot.
+    the pool (a partly read one is closed: it would carry the rest of this body), then
+    ``held`` closes the response and frees the pool slot.
     """
 
     def __init__(
-        self,
-        response: ClientResponse,
-        chunk_size: int,
-        slot: Slot,
-        failure: FailureMapper,
+        self, response: ClientResponse, chunk_size: int, backend: str, held: contextlib.AsyncExitStack
     ) -> None:
         self._response = response
         self._chunk_size = chunk_size
-        self._slot = slot
-        self._failure = failure
-        self._complete = False
+        self._backend = backend
+        self._held = held
 
     async def read(self) -> bytes:
         try:
             chunk = await self._response.content.read(self._chunk_size)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._failure(exc, f"reading the body of {self._response.url}") from None
+            raise translate(exc, self._backend, f"reading the body of {self._response.url}") from None
         if not chunk:
-            self._complete = True
+            self._response.release()  # read to the end: the connection can be reused
         return chunk
 
     async def release(self) -> None:
-        try:
-            if self._complete:
-                self._response.release()
-            else:
-                self._response.close()
-        finally:
-            self._slot.release()
-
-
-def _describe_failure(exc: BaseException) -> str:
-    """A short, secret-free description of a library failure (no headers, no bodies)."""
-    if isinstance(exc, TimeoutError):
-        return "upstream timed out"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "cannot connect to upstream"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "upstream body incomplete"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "upstream closed the connection"
-    if isinstance(exc, aiohttp.ClientConnectionError):
-        return "upstream connection failed"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return "invalid response from upstream"
-    return "upstream request failed"
-
-
-def _serves(asked: ByteRange, served: ContentRange) -> bool:
-    """Whether ``served`` is (a prefix of) what ``asked`` selects; a server may send less."""
-    if asked.suffix is not None:
-        return served.size is None or (served.last == served.size - 1 and served.length <= asked.suffix)
-    if served.first != asked.first:
-        return False
-    return asked.last is None or served.last <= asked.last
+        await self._held.aclose()
 
 
 def _condition_headers(conditions: Conditions) -> dict[str, str]:
@@ -434,32 +285,13 @@ def _condition_headers(conditions: Conditions) -> dict[str, str]:
         ("If-None-Match", conditions.if_none_match),
         ("If-Range", conditions.if_range),
     ):
-        if raw is not None and _HEADER_VALUE.fullmatch(raw):
+        if raw is not None and is_header_safe(raw):
             headers[name] = raw
     for name, moment in (
         ("If-Modified-Since", conditions.if_modified_since),
         ("If-Unmodified-Since", conditions.if_unmodified_since),
     ):
-        if moment is not None:
-            headers[name] = format_datetime(moment.astimezone(UTC), usegmt=True)
+        date = format_http_date(moment) if moment is not None else None
+        if date is not None:
+            headers[name] = date
     return headers
-
-
-def _entity_tag(value: str | None) -> str | None:
-    """The upstream's ETag in header form; a bare (unquoted) one is quoted, a garbled one dropped."""
-    if value is None:
-        return None
-    value = value.strip()
-    if _ENTITY_TAG.fullmatch(value):
-        return value
-    if _BARE_ENTITY_TAG.fullmatch(value):
-        return f'"{value}"'
-    return None
-
-
-def _retry_after(value: str | None, cap: int) -> int | None:
-    """A Retry-After in seconds (only the delay form), capped; None when absent or a date."""
-    if value is None or not value.strip().isdigit() or len(value.strip()) > 9:
-        return None
-    return min(int(value.strip()), cap)
-

@@ -7,20 +7,17 @@ host and port; path still under the base path). Redirect targets get the same ch
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote, unquote
 
 from yarl import URL
 
-from mediasrv import InvalidKey
+from mediasrv import InvalidKey, has_control_character, starts_with_scheme
 
 # Besides letters, digits and "-._~": sub-delimiters that mean nothing special in a path.
 # ":" "@" ";" "%" "?" "#" and everything else are encoded, so a segment stays one segment
 # of the path wherever it appears (no userinfo, no port, no matrix parameter, no query).
 SAFE_CHARACTERS = "!$&'()*+,="
 
-_SCHEME_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MAX_DECODINGS = 4  # a segment still changing after this many percent-decodings is refused
 
 
@@ -59,7 +56,7 @@ def build_url(base: URL, key: str) -> URL:
     segments = key.split("/")
     for segment in segments:
         check_segment(segment)
-    if _SCHEME_LIKE.match(segments[0]):
+    if starts_with_scheme(segments[0]):
         raise InvalidKey("key looks like an absolute URL")
     path = base.raw_path + "/".join(quote(segment, safe=SAFE_CHARACTERS) for segment in segments)
     url = base.with_path(path, encoded=True)
@@ -80,7 +77,7 @@ def check_segment(segment: str) -> None:
             raise InvalidKey("'.' or '..' path segment in key (percent-encoded or not)")
         if "/" in decoded or "\\" in decoded:
             raise InvalidKey("encoded slash or backslash in key")
-        if _CONTROL.search(decoded):
+        if has_control_character(decoded):
             raise InvalidKey("control character in key")
         once_more = unquote(decoded)
         if once_more == decoded:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import re
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
 from mediasrv import (
     BackendSettings,
-    BackendUnavailable,
     ByteRange,
     ChunkReader,
     Conditions,
@@ -27,6 +24,7 @@ from mediasrv import (
     ObjectStream,
     StorageBackend,
     UpstreamError,
+    is_strong_entity_tag,
 )
 from mediasrv_s3.errors import translate
 
@@ -38,7 +36,6 @@ T = TypeVar("T")
 
 # S3's placeholder for "no type given at upload": guess from the key instead.
 UNTYPED = frozenset({"binary/octet-stream", ""})
-SINGLE_STRONG_ETAG = re.compile(r'"[^",]*"')
 
 
 class S3Settings(BackendSettings):
@@ -51,8 +48,19 @@ class S3Settings(BackendSettings):
     access_key_id: SecretStr = SecretStr("")
     secret_access_key: SecretStr = SecretStr("")
     verify_tls: bool = True
-    max_pool_connections: int = Field(default=64, ge=1, le=10_000)
+    max_connections: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        validation_alias=AliasChoices("max_connections", "max_pool_connections"),
+        description="connections to S3 per worker (max_pool_connections: its former name)",
+    )
     timeout: float = Field(default=10.0, gt=0, le=3600, description="connect and per-read, seconds")
+
+    @property
+    def max_pool_connections(self) -> int:
+        """The former name of ``max_connections``."""
+        return self.max_connections
 
     @field_validator("prefix")
     @classmethod
@@ -74,7 +82,7 @@ class S3Backend(StorageBackend):
     """Serves the objects of ``bucket`` under ``prefix``.
 
     One client (and its connection pool) per backend, made in ``start``. Each open stream
-    holds one of ``max_pool_connections`` slots until its body is released; a request that
+    holds one of ``max_connections`` slots until its body is released; a request that
     finds none free within ``timeout`` gets 503 instead of waiting forever in botocore's
     pool. The pool has one more connection than slots, kept for health checks.
     """
@@ -82,7 +90,6 @@ class S3Backend(StorageBackend):
     kind = "s3"
     Settings = S3Settings
     settings: S3Settings
-    health_timeout = 5.0
     attempts = 2  # one retry for a dropped connection or a 5xx, no more: a client is waiting
 
     def __init__(self, name: str, settings: BackendSettings) -> None:
@@ -90,15 +97,15 @@ class S3Backend(StorageBackend):
         self._client: S3Client | None = None
         self._exit_stack = contextlib.AsyncExitStack()
         self._connections = ConnectionLimiter(
-            self.settings.max_pool_connections,
+            self.settings.max_connections,
             self.settings.timeout,
-            f"backend {name!r}: all {self.settings.max_pool_connections} S3 connections are busy",
+            f"backend {name!r}: all {self.settings.max_connections} S3 connections are busy",
         )
 
     async def start(self) -> None:
         settings = self.settings
         config = AioConfig(
-            max_pool_connections=settings.max_pool_connections + 1,
+            max_pool_connections=settings.max_connections + 1,
             connect_timeout=settings.timeout,
             read_timeout=settings.timeout,
             retries={"mode": "standard", "total_max_attempts": self.attempts},
@@ -146,11 +153,9 @@ class S3Backend(StorageBackend):
         return ObjectStream(info, chunks, content_range)
 
     async def health(self) -> Health:
+        # Bounded by the core's [admin] health_timeout, and by botocore's own timeouts.
         try:
-            async with asyncio.timeout(self.health_timeout):
-                await self._call(self.client.head_bucket(Bucket=self.settings.bucket))
-        except TimeoutError:
-            return Health(ok=False, error=f"S3 did not answer within {self.health_timeout:g} s")
+            await self._call(self.client.head_bucket(Bucket=self.settings.bucket))
         except MediaError as exc:
             if exc.status == 404:  # head_bucket's only 404 is a missing bucket
                 return Health(ok=False, error="the bucket does not exist")
@@ -159,9 +164,7 @@ class S3Backend(StorageBackend):
 
     @property
     def client(self) -> S3Client:
-        if self._client is None:
-            raise BackendUnavailable(f"backend {self.name!r} is not started")
-        return self._client
+        return self.started(self._client)
 
     def _object_key(self, key: str) -> str:
         """The S3 key of ``key``; nothing can address an object outside the prefix."""
@@ -209,7 +212,7 @@ def _conditional_arguments(conditions: Conditions) -> dict[str, Any]:
     If-Range (no S3 parameter).
     """
     arguments: dict[str, Any] = {}
-    if conditions.if_match is not None and SINGLE_STRONG_ETAG.fullmatch(conditions.if_match.strip()):
+    if conditions.if_match is not None and is_strong_entity_tag(conditions.if_match.strip()):
         arguments["IfMatch"] = conditions.if_match.strip()
     if conditions.if_none_match is not None:
         arguments["IfNoneMatch"] = conditions.if_none_match
