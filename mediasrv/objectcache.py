@@ -99,8 +99,9 @@ class SmallObjectLayer:
     """ASGI layer in front of the media endpoint: answers kept objects, keeps new ones.
 
     Sits inside the app's middleware (access log, metrics, nosniff), so a response from
-    memory is logged, counted and completed like any other; it takes a stream slot and is
-    sent by MediaResponse, so ``max_streams`` and ``send_timeout`` hold for it too.
+    memory is logged and counted like any other. It takes a stream slot (``max_streams``),
+    and a client that has bytes still queued or has left gets it through MediaResponse,
+    which holds it to ``send_timeout`` and notes how the body ended.
     """
 
     def __init__(
@@ -157,7 +158,7 @@ class SmallObjectLayer:
         record = request_record(scope)
         record.backend, record.key = scope["path_params"]["backend"], scope["path_params"]["key"]
         connection = find_connection(scope)
-        if connection is None or connection.buffered_bytes():
+        if connection is None or connection.closed or connection.buffered_bytes():
             # The client may be slow: MediaResponse holds it to send_timeout.
             def finish(outcome: str) -> None:
                 slot.release()
