@@ -31,17 +31,22 @@ class LoadError(RuntimeError):
     """A measurement whose requests did not all succeed."""
 
 
-def download(url: str, expected_size: int) -> Transfer:
-    """GET ``url`` with curl into /dev/null; the body must be exactly ``expected_size`` bytes."""
+def download(url: str, expected_size: int, byte_range: str = "", rate: int = 0) -> Transfer:
+    """GET ``url`` with curl into /dev/null; the body must be exactly ``expected_size`` bytes.
+
+    ``byte_range`` (curl's ``-r``, such as ``0-0``) asks for a 206; ``rate`` makes curl a
+    client reading at most that many bytes per second.
+    """
     write_out = "%{http_code} %{size_download} %{speed_download} %{time_starttransfer} %{time_total}"
+    options = [*(["-r", byte_range] if byte_range else []), *(["--limit-rate", str(rate)] if rate else [])]
     result = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "--max-time", str(TRANSFER_TIMEOUT), "-w", write_out, url],
+        ["curl", "-s", "-o", "/dev/null", "--max-time", str(TRANSFER_TIMEOUT), "-w", write_out, *options, url],
         capture_output=True,
         text=True,
         timeout=TRANSFER_TIMEOUT + 10,
     )
     status, size, speed, first_byte, total = result.stdout.split()
-    if status != "200" or int(size) != expected_size:
+    if status != ("206" if byte_range else "200") or int(size) != expected_size:
         raise LoadError(f"GET {url}: status {status}, {size} of {expected_size} bytes (curl exit {result.returncode})")
     return Transfer(float(speed), float(first_byte), float(total), int(size))
 
@@ -87,8 +92,9 @@ class Memory:
         return self.peak - self.idle
 
 
-def memory_during_download(pid: int, url: str, expected_size: int) -> Memory:
-    """The RSS of ``pid`` at rest, and its peak (sampled every 5 ms) while curl downloads ``url``."""
+def memory_during_download(pid: int, url: str, expected_size: int, rate: int = 0) -> Memory:
+    """The RSS of ``pid`` at rest, and its peak (sampled every 5 ms) while curl downloads ``url``
+    (at ``rate`` bytes per second at most, when given)."""
     process = psutil.Process(pid)
     idle = process.memory_info().rss
     peak = idle
@@ -103,7 +109,7 @@ def memory_during_download(pid: int, url: str, expected_size: int) -> Memory:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        download(url, expected_size)
+        download(url, expected_size, rate=rate)
     finally:
         done.set()
         sampler.join()

@@ -22,12 +22,24 @@ from pathlib import Path
 
 from bench import load
 from bench.report import MIB, Row, Section, Target, machine, machine_line, table, write_json
-from bench.servers import MotoServer, Process, free_port, spawn_mediasrv, spawn_nginx, spawn_upstream, spawn_uvicorn
+from bench.servers import (
+    MotoServer,
+    Process,
+    free_port,
+    spawn_capped_proxy,
+    spawn_mediasrv,
+    spawn_nginx,
+    spawn_upstream,
+    spawn_uvicorn,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 BUCKET = "bench-media"
 CEILING = "bare ASGI app, from memory, no log"
 KIB = 1024
+ONE_GET = "mediasrv s3, one GET"  # parallel_parts = 1
+PARTS = "mediasrv s3, parallel parts"
+CAPPED_DIRECT = "direct GET through capped nginx"
 
 
 @dataclass(frozen=True)
@@ -44,10 +56,41 @@ class Plan:
     load_runs: int  # wrk runs per subject, and memory runs per object
     load_seconds: int
     connections: int = 64
+    cap: int = 50_000_000  # bytes per second per connection of the capped S3 (nginx limit_rate)
+    slow_client: int = 25_000_000  # bytes per second of the client in the memory row that fills the window
+    part_size: int = 4 * MIB  # the S3 backends' part settings: by default, S3Settings' defaults
+    parallel_threshold: int = 16 * MIB
+    parallel_parts: int = 8
+
+    @property
+    def parts(self) -> str:
+        """The part settings, as lines of a ``[backends.NAME]`` table."""
+        return (
+            f"part_size = {self.part_size}\nparallel_threshold = {self.parallel_threshold}\n"
+            f"parallel_parts = {self.parallel_parts}\n"
+        )
+
+    @property
+    def parts_bound_mib(self) -> float:
+        """The memory bound of one S3 stream in parts: parallel_parts x part_size."""
+        return self.parallel_parts * self.part_size / MIB
 
 
 FULL = Plan("full", 10 * MIB, 100 * MIB, 16 * KIB, 1024 * MIB, 200 * MIB, runs=5, load_runs=5, load_seconds=5)
-SMOKE = Plan("smoke", 256 * KIB, 1 * MIB, 16 * KIB, 4 * MIB, 2 * MIB, runs=1, load_runs=1, load_seconds=1)
+SMOKE = Plan(
+    "smoke",
+    256 * KIB,
+    1 * MIB,
+    16 * KIB,
+    4 * MIB,
+    2 * MIB,
+    runs=1,
+    load_runs=1,
+    load_seconds=1,
+    slow_client=10_000_000,
+    part_size=64 * KIB,  # so that the smoke run's objects have parts
+    parallel_threshold=128 * KIB,
+)
 
 
 @dataclass
@@ -64,6 +107,7 @@ class Servers:
     sync: Process
     upstream: Process
     nginx: Process | None
+    capped: Process | None  # nginx in front of moto, each connection capped at plan.cap
 
 
 Subject = tuple[str, Callable[[], float]]
@@ -101,7 +145,7 @@ def upload(moto: MotoServer, folder: Path, names: list[str]) -> None:
 
 
 @contextmanager
-def running_servers(workdir: Path, data: Path, sizes: dict[str, int]) -> Iterator[Servers]:
+def running_servers(workdir: Path, data: Path, sizes: dict[str, int], plan: Plan) -> Iterator[Servers]:
     """Start every server at once, fill the bucket, and stop them all afterwards."""
     moto = MotoServer(free_port(), str(workdir / "moto.log"))
     with ExitStack() as stack:
@@ -111,7 +155,8 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int]) -> Iterato
             return process
 
         upstream = started(spawn_upstream(workdir, data))
-        backends = mediasrv_backends(moto, data, upstream.port)
+        capped = spawn_capped_proxy(workdir, moto.port, plan.cap)
+        backends = mediasrv_backends(moto, data, upstream.port, capped, plan)
         env = {
             "BENCH_ROOT": str(data),
             "BENCH_S3_ENDPOINT": moto.endpoint_url,
@@ -131,6 +176,7 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int]) -> Iterato
             sync=started(spawn_uvicorn("sync-boto3", "bench.apps:sync_s3_app", workdir, env)),
             upstream=upstream,
             nginx=started(nginx) if nginx is not None else None,
+            capped=started(capped) if capped is not None else None,
         )
         moto.start()
         stack.callback(moto.stop)
@@ -145,18 +191,28 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int]) -> Iterato
             servers.sync,
             upstream,
             *([nginx] if nginx is not None else []),
+            *([capped] if capped is not None else []),
         ):
             process.wait_listening()
         yield servers
 
 
-def mediasrv_backends(moto: MotoServer, data: Path, upstream_port: int) -> str:
+def mediasrv_backends(moto: MotoServer, data: Path, upstream_port: int, capped: Process | None, plan: Plan) -> str:
     """The three built-in backends over the same objects: ``disk``, ``s3`` and ``web``; and
     ``s3http``, the HTTP backend reading the bucket's public objects from moto, which shows
-    the cost of the proxy hop without botocore's."""
+    the cost of the proxy hop without botocore's. ``s3one`` is ``s3`` with one GET per request
+    (``parallel_parts = 1``, as before parts), and ``capped``/``cappedone`` the same two
+    through the nginx that caps each connection's speed, as real S3 does."""
+    s3 = moto.backend_settings("s3", BUCKET) + plan.parts
+    s3one = moto.backend_settings("s3one", BUCKET, parallel_parts=1)
+    if capped is not None:
+        capped_url = f"http://127.0.0.1:{capped.port}"
+        s3one += moto.backend_settings("capped", BUCKET, endpoint_url=capped_url) + plan.parts
+        s3one += moto.backend_settings("cappedone", BUCKET, endpoint_url=capped_url, parallel_parts=1)
     return (
         f'[backends.disk]\nkind = "local"\nroot = "{data}"\n\n'
-        + moto.backend_settings("s3", BUCKET)
+        + s3
+        + s3one
         + f'\n[backends.web]\nkind = "http"\nbase_url = "http://127.0.0.1:{upstream_port}/"\n'
         + f'\n[backends.s3http]\nkind = "http"\nbase_url = "{moto.endpoint_url}/{BUCKET}/"\n'
     )
@@ -227,26 +283,52 @@ def rps_section(title: str, urls: dict[str, str | None], plan: Plan, skipped: st
     return Section(title, "req/s", [_row(name, samples, skipped) for name in urls], references=tuple(urls)[:1])
 
 
-def memory_section(server: Process, plan: Plan) -> Section:
+def memory_section(servers: Servers, plan: Plan) -> Section:
     """RSS growth of a fresh mediasrv over its idle RSS while streaming one object, for a
-    small and a large object from disk and from S3."""
+    small and a large object from disk and from S3; and one S3 stream in parts read by a
+    client slower than the source, so that its window of parts fills."""
+    server = servers.mediasrv_memory
     load.download(server.url("/media/disk/small.jpg"), plan.small)  # the request path's imports
     load.download(server.url("/media/s3/small.jpg"), plan.small)
+    cases: list[tuple[str, str, int, int]] = [
+        (f"local {_size(plan.large)}", "/media/disk/large.bin", plan.large, 0),
+        (f"local {_size(plan.huge_local)}", "/media/disk/huge-local.bin", plan.huge_local, 0),
+        (f"S3 {_size(plan.medium)}", "/media/s3/medium.bin", plan.medium, 0),
+        (f"S3 {_size(plan.huge_s3)}", "/media/s3/huge-s3.bin", plan.huge_s3, 0),
+    ]
+    if servers.capped is not None:
+        cases.append((f"S3 {_size(plan.large)}, slow client", "/media/capped/large.bin", plan.large, plan.slow_client))
     rows = []
-    for label, path, size in (
-        ("local", "/media/disk/large.bin", plan.large),
-        ("local", "/media/disk/huge-local.bin", plan.huge_local),
-        ("S3", "/media/s3/medium.bin", plan.medium),
-        ("S3", "/media/s3/huge-s3.bin", plan.huge_s3),
-    ):
+    for label, path, size, rate in cases:
         idle = None
         growth = []
         for _ in range(plan.load_runs):
-            memory = load.memory_during_download(server.pid, server.url(path), size)
+            memory = load.memory_during_download(server.pid, server.url(path), size, rate)
             idle = idle or memory.idle
             growth.append((memory.peak - idle) / MIB)
-        rows.append(Row(f"mediasrv {label} {_size(size)}", growth, note=f"idle RSS {(idle or 0) / MIB:.0f} MiB"))
+        client = f"; parts from the capped nginx, client at {rate / 1e6:g} MB/s" if rate else ""
+        rows.append(Row(f"mediasrv {label}", growth, note=f"idle RSS {(idle or 0) / MIB:.0f} MiB{client}"))
     return Section("Memory: peak RSS over idle, one stream", "MiB", rows)
+
+
+def first_byte_cost_section(servers: Servers, plan: Plan) -> Section:
+    """The time of a 1-byte ranged GET of the large object, against a whole GET: what each
+    part costs its source. moto reads the whole object for any range; nginx's cache does not."""
+    direct = servers.moto.endpoint_url + f"/{BUCKET}/large.bin"
+    capped = servers.capped.url(f"/{BUCKET}/large.bin") if servers.capped is not None else None
+
+    def once(url: str) -> Callable[[], float]:
+        return lambda: load.download(url, 1, byte_range="0-0").total * 1000
+
+    urls = {"1 byte from moto": direct, "1 byte from the capped nginx": capped}
+    present = [(name, once(url)) for name, url in urls.items() if url is not None]
+    samples = side_by_side(present, plan.runs, [measure for _, measure in present])
+    rows = [_row(name, samples, "nginx is not installed") for name in urls]
+    return Section(f"Ranged GET of 1 byte of the {_size(plan.large)} object", "ms", rows)
+
+
+def capped_title(plan: Plan) -> str:
+    return f"S3 {_size(plan.large)} capped at {plan.cap / 1e6:g} MB/s per connection"
 
 
 def _size(size: int) -> str:
@@ -257,7 +339,7 @@ def _size(size: int) -> str:
 
 def measure_all(servers: Servers, plan: Plan) -> list[Section]:
     """Every comparison of the issue, in order."""
-    media, nginx = servers.mediasrv, servers.nginx
+    media, nginx, capped = servers.mediasrv, servers.nginx, servers.capped
     direct_s3 = servers.moto.endpoint_url + f"/{BUCKET}"
     no_nginx = "nginx is not installed"
     ttfb = Section(f"Time to first byte, {_size(plan.large)}", "ms", [])
@@ -267,6 +349,7 @@ def measure_all(servers: Servers, plan: Plan) -> list[Section]:
             {
                 "direct GET from moto": f"{direct_s3}/medium.bin",
                 "mediasrv s3": media.url("/media/s3/medium.bin"),
+                ONE_GET: media.url("/media/s3one/medium.bin"),
                 "mediasrv http backend on moto": media.url("/media/s3http/medium.bin"),
                 "naive async (client per request)": servers.naive.url("/s3/medium.bin"),
                 "sync boto3 StreamingResponse": servers.sync.url("/s3/medium.bin"),
@@ -279,6 +362,7 @@ def measure_all(servers: Servers, plan: Plan) -> list[Section]:
             {
                 "direct GET from moto": f"{direct_s3}/large.bin",
                 "mediasrv s3": media.url("/media/s3/large.bin"),
+                ONE_GET: media.url("/media/s3one/large.bin"),
                 "mediasrv http backend on moto": media.url("/media/s3http/large.bin"),
                 "naive async (client per request)": None,
                 "sync boto3 StreamingResponse": None,
@@ -288,6 +372,18 @@ def measure_all(servers: Servers, plan: Plan) -> list[Section]:
             skipped="naive patterns measured at the smaller size only",
             ttfb=ttfb,
         ),
+        throughput_section(
+            capped_title(plan),
+            {
+                CAPPED_DIRECT: capped.url(f"/{BUCKET}/large.bin") if capped else None,
+                PARTS: media.url("/media/capped/large.bin") if capped else None,
+                ONE_GET: media.url("/media/cappedone/large.bin") if capped else None,
+            },
+            plan.large,
+            plan,
+            skipped=no_nginx,
+        ),
+        first_byte_cost_section(servers, plan),
         throughput_section(
             f"Disk {_size(plan.large)}",
             {
@@ -342,7 +438,7 @@ def measure_all(servers: Servers, plan: Plan) -> list[Section]:
             plan,
             skipped="",
         ),
-        memory_section(servers.mediasrv_memory, plan),
+        memory_section(servers, plan),
     ]
     return sections
 
@@ -357,7 +453,8 @@ def targets(sections: list[Section], plan: Plan) -> list[Target]:
     def quotient(a: float | None, b: float | None) -> float | None:
         return a / b if a and b else None
 
-    s3_medium, s3_small = f"S3 {_size(plan.medium)}", f"S3 {_size(plan.small)}"
+    s3_medium, s3_small, s3_large = f"S3 {_size(plan.medium)}", f"S3 {_size(plan.small)}", f"S3 {_size(plan.large)}"
+    capped = capped_title(plan)
     disk, local_small = f"Disk {_size(plan.large)}", f"Local {_size(plan.small)}"
     memory = by_title["Memory: peak RSS over idle"].rows
     return [
@@ -397,9 +494,35 @@ def targets(sections: list[Section], plan: Plan) -> list[Target]:
             0.8,
             True,
         ),
+        Target(
+            f"{capped}: mediasrv speed / direct GET speed",
+            quotient(median(capped, PARTS), median(capped, CAPPED_DIRECT)),
+            3,
+            True,
+        ),
+        *[
+            Target(
+                f"{title} on moto: parallel parts speed / one GET speed (no slower than before)",
+                quotient(median(title, "mediasrv s3"), median(title, ONE_GET)),
+                1,
+                True,
+            )
+            for title in (s3_medium, s3_large)
+        ],
         *[
             Target(f"RSS growth, {row.name} (MiB)", max(row.samples) if row.samples else None, 16, False)
-            for row in memory
+            for row in memory[:4]
+        ],
+        *[
+            # A full window of parts, over what any one stream costs (aiohttp's and uvicorn's
+            # buffers, the chunk being sent: the S3 10 MiB row).
+            Target(
+                f"RSS growth, {row.name}, over one stream's own (MiB)",
+                max(row.samples) - max(memory[2].samples) if row.samples and memory[2].samples else None,
+                plan.parts_bound_mib,
+                False,
+            )
+            for row in memory[4:]
         ],
         Target(
             "RSS growth, largest minus smallest object (MiB, flat in size)",
@@ -422,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sizes = objects(plan)
         make_files(workdir / "data", sizes)
-        with running_servers(workdir, workdir / "data", sizes) as servers:
+        with running_servers(workdir, workdir / "data", sizes, plan) as servers:
             sections = measure_all(servers, plan)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -140,6 +140,41 @@ http {{
 """
 
 
+# nginx in front of moto with a per-connection rate cap, as real S3 caps each connection.
+# Without these proxy buffers limit_rate paces ranges under ~50 MiB badly (PITFALLS 34).
+NGINX_CAPPED_CONF = """\
+worker_processes 1;
+pid {workdir}/nginx-capped.pid;
+error_log {workdir}/nginx-capped-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/nginx-capped-body;
+    proxy_temp_path {workdir}/nginx-capped-proxy;
+    fastcgi_temp_path {workdir}/nginx-capped-fastcgi;
+    uwsgi_temp_path {workdir}/nginx-capped-uwsgi;
+    scgi_temp_path {workdir}/nginx-capped-scgi;
+    proxy_cache_path {workdir}/nginx-capped-cache keys_zone=objects:1m max_size=2g inactive=1h use_temp_path=off;
+    server {{
+        listen 127.0.0.1:{port} sndbuf=64k;
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream_port};
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_buffers 16 1m;
+            proxy_busy_buffers_size 2m;
+            proxy_max_temp_file_size 0;
+            proxy_cache objects;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 1h;
+            proxy_cache_lock on;
+            limit_rate {rate};
+        }}
+    }}
+}}
+"""
+
+
 def nginx_binary() -> str | None:
     """nginx's path (often in /usr/sbin, outside a user's PATH), or None when not installed."""
     return shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"]))
@@ -153,8 +188,27 @@ def spawn_nginx(workdir: Path, root: Path) -> Process | None:
     port = free_port()
     conf = workdir / "nginx.conf"
     conf.write_text(NGINX_CONF.format(workdir=workdir, port=port, root=root))
-    log_path = workdir / "nginx.log"
-    argv = [binary, "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "nginx-error.log"), "-g", "daemon off;"]
+    return _run_nginx("nginx", binary, conf, port, workdir)
+
+
+def spawn_capped_proxy(workdir: Path, upstream_port: int, bytes_per_second: int) -> Process | None:
+    """nginx proxying to ``upstream_port`` with every response capped at ``bytes_per_second``
+    (its ``limit_rate``, per connection); None without nginx."""
+    binary = nginx_binary()
+    if binary is None:
+        return None
+    port = free_port()
+    conf = workdir / "nginx-capped.conf"
+    conf.write_text(
+        NGINX_CAPPED_CONF.format(workdir=workdir, port=port, upstream_port=upstream_port, rate=bytes_per_second)
+    )
+    return _run_nginx("nginx-capped", binary, conf, port, workdir)
+
+
+def _run_nginx(name: str, binary: str, conf: Path, port: int, workdir: Path) -> Process:
+    log_path = workdir / f"{name}.log"
+    error_log = str(workdir / f"{name}-error.log")
+    argv = [binary, "-c", str(conf), "-p", str(workdir), "-e", error_log, "-g", "daemon off;"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    return Process("nginx", process, port, log_path)
+    return Process(name, process, port, log_path)

@@ -66,3 +66,11 @@ class ConnectionLimiter:
         except TimeoutError:
             raise BackendUnavailable(self.busy_detail, retry_after=self.retry_after) from None
         return Slot(self._semaphore.release)
+
+    async def try_acquire(self) -> Slot | None:
+        """A slot if one is free now, else None at once: for optional extra connections,
+        such as the parallel parts of one S3 stream, which must not queue behind requests."""
+        if self._semaphore.locked():
+            return None
+        await self._semaphore.acquire()  # free, so this returns without waiting
+        return Slot(self._semaphore.release)

@@ -77,9 +77,9 @@ class MotoServer:
             aws_secret_access_key=secret,
         )
 
-    def backend_settings(self, name: str, bucket: str, **extra: object) -> str:
-        """A ``[backends.NAME]`` table for ``bucket`` on this server."""
-        table = {
+    def backend_values(self, bucket: str, **extra: object) -> dict[str, object]:
+        """The settings of an S3 backend for ``bucket`` on this server, ``extra`` beside them."""
+        return {
             "kind": "s3",
             "bucket": bucket,
             "endpoint_url": self.endpoint_url,
@@ -88,6 +88,10 @@ class MotoServer:
             "secret_access_key": SECRET_ACCESS_KEY,
             **extra,
         }
+
+    def backend_settings(self, name: str, bucket: str, **extra: object) -> str:
+        """A ``[backends.NAME]`` table for ``bucket`` on this server."""
+        table = self.backend_values(bucket, **extra)
         lines = [f"[backends.{name}]"] + [f"{key} = {_toml(value)}" for key, value in table.items()]
         return "\n".join(lines) + "\n"
 

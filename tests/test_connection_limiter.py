@@ -42,3 +42,24 @@ async def test_release_twice_frees_one_slot_only() -> None:
     with pytest.raises(BackendUnavailable):
         await limiter.acquire()
     again.release()
+
+
+@pytest.mark.asyncio
+async def test_try_acquire_takes_a_free_slot_and_never_waits() -> None:
+    limiter = ConnectionLimiter(1, 5.0, "busy")
+    slot = await limiter.try_acquire()
+    assert slot is not None
+    assert await asyncio.wait_for(limiter.try_acquire(), 0.1) is None
+    slot.release()
+    assert await limiter.try_acquire() is not None
+
+
+@pytest.mark.asyncio
+async def test_try_acquire_does_not_take_a_slot_a_waiter_is_owed() -> None:
+    limiter = ConnectionLimiter(1, 5.0, "busy")
+    slot = await limiter.acquire()
+    waiter = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    slot.release()  # owed to the waiter, which has not run yet
+    assert await limiter.try_acquire() is None
+    (await waiter).release()

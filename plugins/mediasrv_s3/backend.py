@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -22,11 +24,14 @@ from mediasrv import (
     MediaError,
     ObjectInfo,
     ObjectStream,
+    RangeNotSatisfiable,
+    Slot,
     StorageBackend,
     UpstreamError,
     is_strong_entity_tag,
 )
 from mediasrv_s3.errors import translate
+from mediasrv_s3.parts import ObjectChanged, Part, PartBody, PartStream, first_part_request, plan_parts
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -36,6 +41,7 @@ T = TypeVar("T")
 
 # S3's placeholder for "no type given at upload": guess from the key instead.
 UNTYPED = frozenset({"binary/octet-stream", ""})
+MIB = 1024 * 1024
 
 
 class S3Settings(BackendSettings):
@@ -56,6 +62,11 @@ class S3Settings(BackendSettings):
         description="connections to S3 per worker (max_pool_connections: its former name)",
     )
     timeout: float = Field(default=10.0, gt=0, le=3600, description="connect and per-read, seconds")
+    parallel_threshold: int = Field(
+        default=16 * MIB, ge=0, description="bytes to send above which they are fetched in parallel parts"
+    )
+    part_size: int = Field(default=4 * MIB, ge=1024, le=5 * 1024 * MIB, description="bytes per ranged GET")
+    parallel_parts: int = Field(default=8, ge=1, le=64, description="connections per stream; 1: one GET per request")
 
     @property
     def max_pool_connections(self) -> int:
@@ -91,6 +102,10 @@ class S3Backend(StorageBackend):
     Settings = S3Settings
     settings: S3Settings
     attempts = 2  # one retry for a dropped connection or a 5xx, no more: a client is waiting
+    # The first part of a stream in parallel parts is a probe: the others start once it is
+    # read, in parallel only if that pays (mediasrv_s3.parts.parallel_pays). A subclass for a
+    # source known to cap each connection may set this False to start them at once.
+    probe_first_part = True
 
     def __init__(self, name: str, settings: BackendSettings) -> None:
         super().__init__(name, settings)
@@ -138,19 +153,92 @@ class S3Backend(StorageBackend):
         return _object_info(answer, None)
 
     async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
-        arguments = _conditional_arguments(conditions)
-        if byte_range is not None:
-            arguments["Range"] = byte_range.header_value()
-        async with contextlib.AsyncExitStack() as held:
-            held.callback((await self._connections.acquire()).release)
+        if self.settings.parallel_parts == 1:
+            return await self._open_whole(key, byte_range, conditions)
+        try:
+            return await self._open_parts(key, byte_range, conditions)
+        except RangeNotSatisfiable:
+            if byte_range is not None:
+                raise
+        return await self._open_whole(key, None, conditions)  # an empty object has no first part
+
+    async def _open_whole(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
+        """One GET for the whole answer, as S3 sends it."""
+        range_header = None if byte_range is None else byte_range.header_value()
+        slot, answer = await self._get(key, range_header, _conditional_arguments(conditions))
+        content_range = _content_range(answer.get("ContentRange"), self.name)
+        return ObjectStream(_object_info(answer, content_range), self._chunks(slot, answer), content_range)
+
+    async def _open_parts(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
+        """A GET of the first part, which tells the size and the ETag; then, when more is
+        wanted, the other parts over parallel connections (DESIGN.md "Large objects from S3")."""
+        settings = self.settings
+        first_range = first_part_request(byte_range, settings.part_size)
+        started = time.perf_counter()
+        slot, answer = await self._get(key, first_range, _conditional_arguments(conditions))
+        first_byte = time.perf_counter() - started
+        fetched = _content_range(answer.get("ContentRange"), self.name)
+        info = _object_info(answer, fetched)
+        if fetched is None or fetched.size is None:  # the source sent the whole object: the core cuts
+            return ObjectStream(info, self._chunks(slot, answer), None)
+        whole = ContentRange(0, fetched.size - 1, fetched.size)
+        wanted = whole if byte_range is None else byte_range.resolve(fetched.size)  # S3 resolved it already
+        sent_range = None if byte_range is None else wanted
+        if wanted == fetched:
+            return ObjectStream(info, self._chunks(slot, answer), sent_range)
+        if not _first_part_of(fetched, wanted):
+            await self._chunks(slot, answer).aclose()
+            raise UpstreamError(f"backend {self.name!r}: S3 answered another range than the one asked for")
+        if not info.etag:  # nothing to hold later parts to this version: one GET instead
+            await self._chunks(slot, answer).aclose()
+            return await self._open_whole(key, byte_range, conditions)
+        parts = plan_parts(wanted, fetched, settings.part_size, settings.parallel_threshold)
+        stream = PartStream(
+            parts,
+            (parts.index(Part(fetched.first, fetched.last)), answer["Body"]),
+            slot,
+            self._connections,
+            functools.partial(self._open_part, self._object_key(key), info.etag, fetched.size),
+            window=settings.parallel_parts,
+            part_size=settings.part_size,
+            read_size=min(settings.chunk_size, settings.part_size),
+            first_byte_seconds=first_byte if self.probe_first_part else None,
+        )
+        await stream.start()
+        return ObjectStream(info, stream, sent_range)
+
+    async def _open_part(self, s3_key: str, etag: str, size: int, first: int, last: int) -> PartBody:
+        """The bytes first..last of the version whose ETag is ``etag`` (412 once it changed)."""
+        answer = await self._call(
+            self.client.get_object(Bucket=self.settings.bucket, Key=s3_key, Range=f"bytes={first}-{last}", IfMatch=etag)
+        )
+        body = answer["Body"]
+        if answer.get("ETag") != etag or answer.get("ContentRange") != f"bytes {first}-{last}/{size}":
+            body.close()
+            raise ObjectChanged(f"backend {self.name!r}: the object changed while it was streamed")
+        return body
+
+    async def _get(
+        self, key: str, range_header: str | None, arguments: dict[str, Any]
+    ) -> tuple[Slot, GetObjectOutputTypeDef]:
+        """One ``get_object`` holding a connection slot, which the caller then owns."""
+        if range_header is not None:
+            arguments["Range"] = range_header
+        slot = await self._connections.acquire()
+        try:
             answer = await self._call(
                 self.client.get_object(Bucket=self.settings.bucket, Key=self._object_key(key), **arguments)
             )
-            held.callback(answer["Body"].close)
-            content_range = _content_range(answer.get("ContentRange"), self.name)
-            info = _object_info(answer, content_range)
-            chunks = S3Chunks(answer, self.settings.chunk_size, held.pop_all())
-        return ObjectStream(info, chunks, content_range)
+        except BaseException:
+            slot.release()
+            raise
+        return slot, answer
+
+    def _chunks(self, slot: Slot, answer: GetObjectOutputTypeDef) -> S3Chunks:
+        held = contextlib.AsyncExitStack()
+        held.callback(slot.release)
+        held.callback(answer["Body"].close)
+        return S3Chunks(answer, self.settings.chunk_size, held)
 
     async def health(self) -> Health:
         # Bounded by the core's [admin] health_timeout, and by botocore's own timeouts.
@@ -236,6 +324,12 @@ def _object_info(
         content_encoding=answer.get("ContentEncoding"),
         cache_control=answer.get("CacheControl"),
     )
+
+
+def _first_part_of(fetched: ContentRange, wanted: ContentRange) -> bool:
+    """Whether the first GET's bytes start ``wanted`` (or, for a suffix range, end it)."""
+    inside = wanted.first <= fetched.first and fetched.last <= wanted.last
+    return inside and (fetched.first == wanted.first or fetched.last == wanted.last)
 
 
 def _content_range(value: str | None, backend: str) -> ContentRange | None:

@@ -1,0 +1,360 @@
+"""Large S3 objects as byte-range parts fetched in parallel and streamed in order.
+
+Real S3 caps each connection's throughput, so one stream reads ``part_size``-byte ranges over
+up to ``parallel_parts`` connections at once. The first part's GET (made by the backend's
+``open``) learns the size and the ETag; every later part is conditioned on that ETag, so an
+object replaced mid-stream aborts the stream instead of mixing two versions.
+
+Memory: at most ``parallel_parts`` parts are alive at once (started and not yet sent), each
+holding at most ``part_size`` bytes, so a stream holds under ``parallel_parts x part_size``.
+Connections: the stream keeps the pool slot of its first GET for its whole life (as a single
+GET does), and takes extra slots only when they are free at once, handing each back after
+every part (a request waiting for a slot goes first): a busy pool makes streams slower,
+never fail.
+
+The first part is a probe: the other parts start once it is read, in parallel only if that
+pays (``parallel_pays``), else as one more GET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from mediasrv import (
+    ByteRange,
+    ChunkReader,
+    ConnectionLimiter,
+    ContentRange,
+    MediaError,
+    NotFound,
+    PreconditionFailed,
+    Slot,
+    UpstreamError,
+)
+
+
+class PartBody(Protocol):
+    """What a part's GET answers: its body (an aiobotocore StreamingBody)."""
+
+    async def read(self, amt: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+# Opens the bytes first..last (inclusive) of the object, conditioned on its ETag.
+OpenPart = Callable[[int, int], Awaitable[PartBody]]
+
+
+class ObjectChanged(UpstreamError):
+    """The object was replaced or deleted while it was streamed (its ETag no longer holds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """The bytes ``first``..``last`` (inclusive) of the object."""
+
+    first: int
+    last: int
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1
+
+
+def first_part_request(byte_range: ByteRange | None, part_size: int) -> str:
+    """The ``Range`` of the first GET for a client's range (None: the whole object): its first
+    ``part_size`` bytes, or for a suffix range the last ones (the size is not known yet)."""
+    if byte_range is None:
+        return f"bytes=0-{part_size - 1}"
+    if byte_range.suffix is not None:
+        return f"bytes=-{min(byte_range.suffix, part_size)}"
+    first = byte_range.first or 0
+    last = first + part_size - 1 if byte_range.last is None else min(byte_range.last, first + part_size - 1)
+    return f"bytes={first}-{last}"
+
+
+def plan_parts(wanted: ContentRange, fetched: ContentRange, part_size: int, threshold: int) -> list[Part]:
+    """The parts of ``wanted``, in order, one of them ``fetched`` (the first GET's bytes, at
+    the start of ``wanted``, or at its end for a suffix range).
+
+    Up to ``threshold`` bytes wanted, the rest is one more part (two GETs in all); above,
+    it is cut into ``part_size`` pieces.
+    """
+    done = Part(fetched.first, fetched.last)
+    if fetched.first == wanted.first:
+        rest, before = Part(fetched.last + 1, wanted.last), False
+    else:
+        rest, before = Part(wanted.first, fetched.first - 1), True
+    if rest.length <= 0:
+        return [done]
+    step = rest.length if wanted.length <= threshold else part_size
+    pieces = [Part(start, min(start + step - 1, rest.last)) for start in range(rest.first, rest.last + 1, step)]
+    return [*pieces, done] if before else [done, *pieces]
+
+
+def parallel_pays(window: int, first_byte_seconds: float, transfer_seconds: float) -> bool:
+    """Whether parts over ``window`` connections beat one GET, judged by the first part's time
+    to first byte and its transfer time: overlapping the transfers saves ``window - 1`` of
+    them per part, each extra request may cost its time to first byte again.
+
+    A source that caps each connection answers fast and sends slowly: parts pay. One whose
+    every ranged GET costs a whole-object read (moto's does) answers slowly and sends fast:
+    there more requests only add that cost.
+    """
+    return (window - 1) * transfer_seconds > first_byte_seconds
+
+
+class PartBuffer:
+    """The bytes of one part as they arrive, at most ``capacity`` held until they are sent."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.held = 0
+        self.received = 0
+        self._chunks: deque[bytes] = deque()
+        self._done = False
+        self._error: BaseException | None = None
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+
+    async def put(self, chunk: bytes) -> None:
+        """Add ``chunk``, once there is room for it (always, into an empty buffer)."""
+        while self.held and self.held + len(chunk) > self.capacity:
+            self._writable.clear()
+            await self._writable.wait()
+        self._chunks.append(chunk)
+        self.held += len(chunk)
+        self.received += len(chunk)
+        self._readable.set()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """No more bytes: the part is complete, or failed with ``error``."""
+        self._done = True
+        self._error = error
+        self._readable.set()
+
+    async def get(self, limit: int) -> bytes:
+        """The bytes held, up to ``limit`` (at least one chunk), b"" at the end of the part; the
+        part's error once it has none left. Chunks read ahead are joined, so a part fetched
+        while another was sent goes out in few large writes, not many small ones."""
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return b""
+            self._readable.clear()
+            await self._readable.wait()
+        taken = [self._chunks.popleft()]
+        size = len(taken[0])
+        while self._chunks and size + len(self._chunks[0]) <= limit:
+            taken.append(self._chunks.popleft())
+            size += len(taken[-1])
+        self.held -= size
+        self._writable.set()
+        return taken[0] if len(taken) == 1 else b"".join(taken)
+
+
+class PartStream(ChunkReader):
+    """The parts of one stream, fetched ahead by up to ``window`` workers, yielded in order.
+
+    A worker holds one connection slot and reads parts one after another, each into its
+    buffer; a part is claimed only while fewer than ``window`` parts are alive (claimed and
+    not yet sent). A part whose transfer fails is retried once from the byte it reached; a
+    second failure, or the object changing, fails the stream (the core then aborts the
+    client's connection). ``release`` cancels every worker, which closes every connection.
+
+    Given the first GET's time to its headers, the first part is a probe: the others wait
+    until it is read, then go in parallel only if that pays (``_decide``).
+    """
+
+    attempts = 2  # a failed part is retried once: a client is waiting
+
+    def __init__(
+        self,
+        parts: list[Part],
+        opened: tuple[int, PartBody],
+        base_slot: Slot,
+        connections: ConnectionLimiter,
+        open_part: OpenPart,
+        window: int,
+        part_size: int,
+        read_size: int,
+        first_byte_seconds: float | None = None,
+    ) -> None:
+        self._parts = parts
+        self._open_part = open_part
+        self._connections = connections
+        self._window = window
+        self._read_size = read_size
+        self._capacity = part_size  # a longer part (the rest up to the threshold) waits for room
+        self._buffers: dict[int, PartBuffer] = {}  # made when first needed, dropped once sent
+        self._claimed: set[int] = set()
+        self._next = 0  # no part before this one is left to claim
+        self._head = 0  # the part being sent; every part before it is sent
+        self._base_slot = base_slot  # the first GET's slot, kept until release
+        self._base_free = False
+        self._workers: dict[asyncio.Task[None], list[Slot]] = {}  # each worker's slot, in a list it may trade
+        index, body = opened
+        self._probe = first_byte_seconds if index == 0 and len(parts) > 2 else None
+        self._claim(index)
+        self._spawn(base_slot, index, body)
+
+    @property
+    def workers(self) -> int:
+        """Workers running now (each holds one connection slot)."""
+        return len(self._workers)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes fetched and not yet sent, over every part."""
+        return sum(buffer.held for buffer in self._buffers.values())
+
+    async def start(self) -> None:
+        """Start as many more workers as the window and the free slots allow."""
+        while self._claimable() is not None:
+            if self._base_free:
+                self._base_free, slot = False, self._base_slot
+            else:
+                extra = await self._connections.try_acquire()
+                if extra is None:
+                    return
+                slot = extra
+            index = self._claimable()  # try_acquire may have let a worker claim it
+            if index is None:
+                self._return(slot)
+                return
+            self._claim(index)
+            self._spawn(slot, index, None)
+
+    async def read(self) -> bytes:
+        while self._head < len(self._parts):
+            chunk = await self._buffer(self._head).get(self._read_size)
+            if chunk:
+                return chunk
+            del self._buffers[self._head]
+            self._head += 1
+            await self.start()
+        return b""
+
+    async def release(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._base_slot.release()
+
+    def _buffer(self, index: int) -> PartBuffer:
+        buffer = self._buffers.get(index)
+        if buffer is None:
+            buffer = self._buffers[index] = PartBuffer(self._capacity)
+        return buffer
+
+    def _claimable(self) -> int | None:
+        """The next part to fetch, if the window has room for it (one part alone while probing)."""
+        window = 1 if self._probe is not None else self._window
+        while self._next in self._claimed:
+            self._next += 1
+        if self._next >= len(self._parts) or len(self._claimed) - self._head >= window:
+            return None
+        return self._next
+
+    def _claim(self, index: int) -> None:
+        self._claimed.add(index)
+
+    def _decide(self, transfer_seconds: float) -> None:
+        """After the probe: the rest in parallel parts if that pays, else as one more GET."""
+        first_byte, self._probe = self._probe, None
+        if first_byte is None or parallel_pays(self._window, first_byte, transfer_seconds):
+            return
+        self._parts = [self._parts[0], Part(self._parts[1].first, self._parts[-1].last)]
+
+    def _spawn(self, slot: Slot, index: int, body: PartBody | None) -> None:
+        lease = [slot]
+        worker = asyncio.create_task(self._work(lease, index, body))
+        self._workers[worker] = lease
+        # Done callbacks run even for a task cancelled before its first step (whose finally
+        # blocks never run): the slot and the first body are always given back.
+        worker.add_done_callback(lambda _: self._finished(worker, lease, body))
+
+    def _finished(self, worker: asyncio.Task[None], lease: list[Slot], body: PartBody | None) -> None:
+        del self._workers[worker]
+        if body is not None:
+            body.close()
+        self._return(lease[0])
+
+    def _return(self, slot: Slot) -> None:
+        if slot is not self._base_slot:
+            slot.release()  # idempotent: a slot already handed back stays so
+            return
+        # A worker still running on an extra slot (the one a slow client holds up, say) takes
+        # the base slot instead, so a stream never holds more than one slot while it waits.
+        for lease in self._workers.values():
+            if lease[0] is not self._base_slot:
+                lease[0].release()
+                lease[0] = self._base_slot
+                return
+        self._base_free = True
+
+    async def _work(self, lease: list[Slot], index: int | None, body: PartBody | None) -> None:
+        while index is not None:
+            started = time.perf_counter()
+            await self._fetch(index, body)
+            body = None
+            probed = self._probe is not None
+            if probed:
+                self._decide(time.perf_counter() - started)
+            if lease[0] is not self._base_slot:
+                # An extra connection goes back after each part, so a request waiting for a
+                # slot gets it before this stream takes it again.
+                lease[0].release()
+                slot = await self._connections.try_acquire()
+                if slot is None:
+                    return
+                lease[0] = slot
+            index = self._claimable()
+            if index is not None:
+                self._claim(index)
+            if probed:
+                await self.start()
+
+    async def _fetch(self, index: int, body: PartBody | None) -> None:
+        """Fill the part's buffer, retrying once; the buffer ends with the part's error, if any."""
+        part, buffer = self._parts[index], self._buffer(index)
+        error: MediaError | None = None
+        for _ in range(self.attempts):
+            try:
+                await self._transfer(part, buffer, body)
+            except (NotFound, PreconditionFailed):  # the ETag no longer holds: never retried
+                error = ObjectChanged("the object changed while it was streamed")
+                break
+            except ObjectChanged as exc:
+                error = exc
+                break
+            except MediaError as exc:
+                error = exc
+            except Exception as exc:  # any transport failure of the body: retried once
+                error = UpstreamError(f"an S3 part failed ({type(exc).__name__})")
+            else:
+                error = None
+                break
+            body = None
+        buffer.finish(error)
+
+    async def _transfer(self, part: Part, buffer: PartBuffer, body: PartBody | None) -> None:
+        """Read the rest of ``part`` (after the bytes ``buffer`` already has) into ``buffer``."""
+        if body is None:
+            body = await self._open_part(part.first + buffer.received, part.last)
+        try:
+            while buffer.received < part.length:
+                chunk = await body.read(min(self._read_size, part.length - buffer.received))
+                if not chunk:
+                    raise UpstreamError(f"an S3 part ended after {buffer.received} of {part.length} bytes")
+                await buffer.put(chunk)
+            if await body.read(1):  # reads the end too, so the connection goes back to the pool
+                raise UpstreamError(f"an S3 part was longer than the {part.length} bytes asked for")
+        finally:
+            body.close()
