@@ -12,12 +12,14 @@ from mediasrv.errors import (
     BackendUnavailable,
     Forbidden,
     InvalidKey,
+    InvalidTransform,
     MediaError,
     NotFound,
     NotModified,
     PreconditionFailed,
     RangeNotSatisfiable,
     SignatureRejected,
+    UnprocessableImage,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -36,6 +38,7 @@ from mediasrv.limits import ConnectionLimiter, Slot
 from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
 from mediasrv.ranges import ByteRange, ContentRange, parse_range, parse_unsatisfied_range, serves
 from mediasrv.signing import Signer, Verdict, sign_url
+from mediasrv.transforms import Choice, Integer, Number, Operation, flag
 
 try:
     __version__ = importlib.metadata.version("mediasrv")
@@ -43,6 +46,13 @@ except importlib.metadata.PackageNotFoundError:  # run from a checkout that is n
     __version__ = "0+unknown"
 
 __all__ = [
+    "Choice",
+    "Integer",
+    "InvalidTransform",
+    "Number",
+    "Operation",
+    "UnprocessableImage",
+    "flag",
     "BackendSettings",
     "BackendUnavailable",
     "ByteRange",

@@ -2,4 +2,6 @@ import sys
 
 from mediasrv.cli import main
 
-sys.exit(main())
+# Guarded: render processes are spawned with multiprocessing, which imports the main module.
+if __name__ == "__main__":
+    sys.exit(main())

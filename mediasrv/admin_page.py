@@ -79,7 +79,7 @@ def _show(value: Any) -> str:
 
 
 def _plugins_table(plugins: list[dict[str, Any]]) -> str:
-    header = _row("th", ["Name", "Module", "Distribution", "Version", "Hooks", "Backend kinds"])
+    header = _row("th", ["Name", "Module", "Distribution", "Version", "Hooks", "Backend kinds", "Transforms"])
     rows = [
         _row(
             "td",
@@ -90,6 +90,7 @@ def _plugins_table(plugins: list[dict[str, Any]]) -> str:
                 plugin["version"] or "",
                 ", ".join(plugin["hooks"]),
                 ", ".join(plugin["kinds"]),
+                ", ".join(plugin["operations"]),
             ],
         )
         for plugin in plugins

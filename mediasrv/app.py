@@ -24,6 +24,7 @@ from mediasrv.objectcache import SmallObjectCache, SmallObjectLayer
 from mediasrv.observer import RequestObserver
 from mediasrv.probes import probe_routes
 from mediasrv.settings import CONFIG_ENV
+from mediasrv.transforms.service import ImageService
 
 MEDIA_PREFIX = "/media"
 
@@ -47,19 +48,25 @@ register_url_convertor("mediakey", MediaKeyConvertor())
 def create_app(configuration: Configuration) -> FastAPI:
     """The app serving the configured backends."""
     settings, registry = configuration.settings, configuration.registry
+    metrics = Metrics()
+    signer = settings.signing.signer()
+    images = ImageService(
+        settings.transforms, configuration.operations, metrics, signer, send_timeout=settings.server.send_timeout
+    )
     limiter = StreamLimiter(settings.server.max_streams)
-    media = MediaEndpoint(registry, limiter, settings.server.send_timeout, settings.signing.signer())
+    media = MediaEndpoint(registry, limiter, settings.server.send_timeout, signer, images)
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
     inventory = Inventory.of(configuration, monitor)
-    metrics = Metrics()
     access_log = AccessLog() if settings.server.access_log else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await registry.start()
+        await images.start()
         try:
             yield
         finally:
+            await images.stop()
             await registry.stop()
             metrics.worker_exiting()
             if access_log is not None:

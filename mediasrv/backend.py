@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Awaitable, Hashable
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from mediasrv.errors import BackendUnavailable
+from mediasrv.errors import BackendUnavailable, MediaError, UpstreamError, UpstreamTimeout
 from mediasrv.objects import Conditions, Health, ObjectInfo, ObjectStream
 from mediasrv.ranges import ByteRange
 
+logger = logging.getLogger("mediasrv")
 
 def _resolve_config_path(path: Path, info: ValidationInfo) -> Path:
     config_dir = (info.context or {}).get("config_dir")
@@ -104,3 +106,16 @@ class StorageBackend(ABC):
     @abstractmethod
     async def health(self) -> Health:
         """Whether the source answers and the credentials work; cheap, no object read."""
+
+
+async def guarded(backend: StorageBackend, call: Awaitable[T]) -> T:
+    """Await a backend call; a library error that escaped the plugin becomes 502/504, logged."""
+    try:
+        return await call
+    except MediaError:
+        raise
+    except TimeoutError:
+        raise UpstreamTimeout(f"backend {backend.name!r} timed out") from None
+    except Exception:
+        logger.exception("backend %r (%s) raised an unmapped error", backend.name, backend.kind)
+        raise UpstreamError(f"backend {backend.name!r} failed") from None

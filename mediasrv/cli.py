@@ -14,7 +14,7 @@ from mediasrv.app import build_app
 from mediasrv.configuration import Configuration, load_configuration, load_plugins
 from mediasrv.health import HealthMonitor
 from mediasrv.inventory import Inventory, plugin_document
-from mediasrv.plugins import PluginError, backend_kinds, get_plugin_manager, plugin_infos
+from mediasrv.plugins import PluginError, backend_kinds, get_plugin_manager, plugin_infos, transform_operations
 from mediasrv.settings import CONFIG_ENV, ConfigError, find_settings_file, load_settings
 
 EXIT_UNHEALTHY = 1
@@ -80,15 +80,22 @@ def plugins(args: argparse.Namespace) -> int:
         _, _, pm = load_plugins(args.config)
     else:
         pm = get_plugin_manager()
-    infos = plugin_infos(pm, backend_kinds(pm))
+    infos = plugin_infos(pm, backend_kinds(pm), transform_operations(pm))
     if args.json:
         print(json.dumps({"plugins": [plugin_document(info) for info in infos]}, indent=2))
     else:
         rows = [
-            [info.name, info.module, info.distribution or "-", info.version or "-", ", ".join(info.kinds) or "-"]
+            [
+                info.name,
+                info.module,
+                info.distribution or "-",
+                info.version or "-",
+                ", ".join(info.kinds) or "-",
+                ", ".join(info.operations) or "-",
+            ]
             for info in infos
         ]
-        print(format_table(["NAME", "MODULE", "DISTRIBUTION", "VERSION", "KINDS"], rows))
+        print(format_table(["NAME", "MODULE", "DISTRIBUTION", "VERSION", "KINDS", "OPERATIONS"], rows))
     return 0
 
 

@@ -6,14 +6,17 @@ The one path from a file to configured backends, for the server and the operator
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pluggy
 
-from mediasrv.plugins import BackendKind, backend_kinds, get_plugin_manager
+from mediasrv.errors import InvalidTransform
+from mediasrv.plugins import BackendKind, RegisteredOperation, backend_kinds, get_plugin_manager, transform_operations
 from mediasrv.registry import BackendRegistry
 from mediasrv.settings import ConfigError, Settings, find_settings_file, load_settings
+from mediasrv.transforms.operations import Operation
+from mediasrv.transforms.options import CORE_PARAMETERS, build_options, preset_texts
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,12 @@ class Configuration:
     pm: pluggy.PluginManager
     kinds: dict[str, BackendKind]
     registry: BackendRegistry
+    registered_operations: dict[str, RegisteredOperation] = field(default_factory=dict)
+
+    @property
+    def operations(self) -> dict[str, Operation]:
+        """The transform operations by parameter name."""
+        return {name: registered.operation for name, registered in self.registered_operations.items()}
 
 
 def load_plugins(config: str | os.PathLike[str] | None) -> tuple[Path, Settings, pluggy.PluginManager]:
@@ -44,7 +53,22 @@ def load_configuration(config: str | os.PathLike[str] | None) -> Configuration:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     _check_signed_backends(path, settings, registry)
-    return Configuration(path, settings, pm, kinds, registry)
+    operations = transform_operations(pm)
+    _check_presets(path, settings, operations)
+    return Configuration(path, settings, pm, kinds, registry, operations)
+
+
+def _check_presets(path: Path, settings: Settings, operations: dict[str, RegisteredOperation]) -> None:
+    """Every ``[transforms.presets.NAME]`` must be valid parameters: a start-up error, not a 400 later."""
+    known = {name: registered.operation for name, registered in operations.items()}
+    for name, preset in settings.transforms.presets.items():
+        try:
+            build_options(preset_texts(preset), settings.transforms, known, preset=name)
+        except InvalidTransform as exc:
+            raise ConfigError(f"{path}: transforms.presets.{name}.{exc.detail}") from None
+        unknown = sorted(set(preset) - set(CORE_PARAMETERS) - set(known))
+        if unknown:
+            raise ConfigError(f"{path}: transforms.presets.{name}.{unknown[0]}: unknown transform parameter")
 
 
 def _check_signed_backends(path: Path, settings: Settings, registry: BackendRegistry) -> None:

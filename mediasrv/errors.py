@@ -117,3 +117,34 @@ class SignatureRejected(Forbidden):
             raise ValueError(f"unknown signature rejection {kind!r}")
         super().__init__(self.details[kind])
         self.kind = kind
+
+
+class InvalidTransform(MediaError, ValueError):
+    """A transform parameter is unknown, repeated or out of range (400); ``parameter`` names it."""
+
+    status = 400
+    default_detail = "invalid transform parameter"
+
+    def __init__(self, parameter: str, detail: str) -> None:
+        super().__init__(f"{parameter}: {detail}")
+        self.parameter = parameter
+
+
+class UnprocessableImage(MediaError):
+    """The source is not an image mediasrv renders, or is over a size limit (422)."""
+
+    status = 422
+    default_detail = "source is not a decodable image"
+
+
+class RenderUnavailable(BackendUnavailable):
+    """A render could not run now: queue full, over its timeout, or its worker died (503).
+
+    ``reason`` is the ``mediasrv_render_rejections_total`` label.
+    """
+
+    default_detail = "render unavailable"
+
+    def __init__(self, reason: str, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.reason = reason

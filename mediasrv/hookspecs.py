@@ -9,6 +9,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from mediasrv.backend import StorageBackend
+    from mediasrv.transforms.operations import Operation
 
 PROJECT = "mediasrv"
 
@@ -24,6 +25,21 @@ def mediasrv_register_backends(register: Callable[[type[StorageBackend]], None])
     :param register: call ``register(BackendClass)`` once per class. The class's ``kind``
         is what settings name in ``[backends.NAME] kind = "..."``; a kind registered by two
         plugins, or a class that is not a StorageBackend subclass, stops start-up.
+
+    Every plugin's implementation is called; return values are ignored.
+    """
+
+
+@hookspec
+def mediasrv_register_transforms(register: Callable[[Operation], None]) -> None:
+    """Register the image operations this plugin provides.
+
+    :param register: call ``register(Operation(name, parse, apply))`` once per operation.
+        ``name`` becomes a query parameter of the media endpoint (``?grayscale=1``);
+        ``parse`` validates its value; ``apply`` is a module-level function run in a render
+        worker over the resized image. A name registered twice, or one that is a built-in
+        parameter (``width``, ``format``, ...) or reserved (``sig``, ``exp``, ``info``,
+        ``fields``), stops start-up.
 
     Every plugin's implementation is called; return values are ignored.
     """

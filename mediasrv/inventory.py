@@ -33,7 +33,7 @@ class Inventory:
     @classmethod
     def of(cls, configuration: Configuration, monitor: HealthMonitor) -> Inventory:
         """The listing of a loaded configuration's backends and plugins, with ``monitor``'s health."""
-        plugins = plugin_infos(configuration.pm, configuration.kinds)
+        plugins = plugin_infos(configuration.pm, configuration.kinds, configuration.registered_operations)
         return cls(configuration.registry, configuration.kinds, plugins, monitor)
 
     async def backends(self) -> list[dict[str, Any]]:

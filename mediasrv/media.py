@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import replace
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mediasrv.backend import StorageBackend
+from mediasrv.backend import guarded as _guarded
 from mediasrv.chunks import SlicedChunks
 from mediasrv.conditional import check_preconditions, conditions_from_headers, range_applies
 from mediasrv.connections import ClientConnection, find_connection
@@ -21,7 +21,6 @@ from mediasrv.errors import (
     RangeNotSatisfiable,
     SignatureRejected,
     UpstreamError,
-    UpstreamTimeout,
 )
 from mediasrv.keys import validate_key
 from mediasrv.limits import Slot, StreamLimiter
@@ -32,21 +31,28 @@ from mediasrv.registry import BackendRegistry
 from mediasrv.responses import MediaResponse, close_chunks, error_response, object_headers
 from mediasrv.signing import Signer
 
-logger = logging.getLogger("mediasrv")
+if TYPE_CHECKING:
+    from mediasrv.transforms.service import ImageService
 
-T = TypeVar("T")
+logger = logging.getLogger("mediasrv")
 
 
 class MediaEndpoint:
     """Serves objects from the registry's backends with full HTTP semantics."""
 
     def __init__(
-        self, registry: BackendRegistry, limiter: StreamLimiter, send_timeout: float, signer: Signer | None = None
+        self,
+        registry: BackendRegistry,
+        limiter: StreamLimiter,
+        send_timeout: float,
+        signer: Signer | None = None,
+        images: ImageService | None = None,
     ) -> None:
         self.registry = registry
         self.limiter = limiter
         self.send_timeout = send_timeout
         self.signer = signer
+        self.images = images
 
     async def handle(self, request: Request) -> Response:
         """Answer one request; every expected failure becomes its status, decided up front."""
@@ -63,6 +69,10 @@ class MediaEndpoint:
             if backend.settings.access == "signed":
                 self._require_signature(request)
             key = validate_key(record.key)
+            if self.images is not None:
+                options = self.images.options(request)
+                if options is not None:
+                    return await self.images.respond(request, backend, key, options, record)
             if request.method == "HEAD":
                 return await self._head(backend, key, request, record)
             return await self._get(backend, key, request, record)
@@ -204,16 +214,3 @@ def _check_served_range(backend: StorageBackend, asked: ByteRange | None, stream
         asked.header_value() if asked is not None else "a request without a range",
     )
     raise UpstreamError(f"backend {backend.name!r} returned another range than the one asked")
-
-
-async def _guarded(backend: StorageBackend, call: Awaitable[T]) -> T:
-    """Await a backend call; a library error that escaped the plugin becomes 502/504, logged."""
-    try:
-        return await call
-    except MediaError:
-        raise
-    except TimeoutError:
-        raise UpstreamTimeout(f"backend {backend.name!r} timed out") from None
-    except Exception:
-        logger.exception("backend %r (%s) raised an unmapped error", backend.name, backend.kind)
-        raise UpstreamError(f"backend {backend.name!r} failed") from None

@@ -27,6 +27,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 NAMESPACE = "mediasrv"
 
+RENDER_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 OPEN_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -85,6 +86,35 @@ class Metrics:
             "errors",
             "Media requests that failed, by backend and kind (the error's name, or a mid-stream failure).",
             ["backend", "kind"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.renders = Counter(
+            "renders",
+            "Image renders actually run, by backend and output format.",
+            ["backend", "format"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.render_seconds = Histogram(
+            "render_seconds",
+            "Time of each render stage: fetch (source bytes), transform (decode, resize, operations), encode.",
+            ["stage"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+            buckets=RENDER_STAGE_BUCKETS,
+        )
+        self.render_queue_depth = Gauge(
+            "render_queue_depth",
+            "Renders waiting for a render process.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.render_rejections = Counter(
+            "render_rejections",
+            "Renders refused with 503, by reason (queue_full, timeout, worker_died).",
+            ["reason"],
             namespace=NAMESPACE,
             registry=self.registry,
         )

@@ -27,6 +27,7 @@ class RequestRecord:
     range: str | None = None
     error: str | None = None
     open_seconds: float | None = None
+    transform: str | None = None  # the canonical transform options of a rendered variant
     outcome: str = Outcome.COMPLETE
 
 
@@ -118,6 +119,8 @@ def _log_fields(scope: Scope, record: RequestRecord, status: int, sent: int, dur
     }
     if record.backend is not None or record.key is not None:
         fields.update(backend=record.backend, key=record.key, range=record.range, outcome=record.outcome)
+    if record.transform is not None:
+        fields["transform"] = record.transform
     if record.error is not None:
         fields["error"] = record.error
     return fields

@@ -6,16 +6,22 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
 from mediasrv import hookspecs
 from mediasrv.backend import BackendSettings, StorageBackend
+from mediasrv.transforms.operations import Operation
+from mediasrv.transforms.options import CORE_PARAMETERS, RESERVED_PARAMETERS
+
+OPERATION_NAME_PATTERN = r"[a-z][a-z0-9_]*"
 
 TRACE_ENV = "MEDIASRV_TRACE_PLUGINS"
 """Set to 1 to log every plugin registration and hook call to the ``mediasrv`` logger."""
@@ -70,31 +76,76 @@ def _log_trace(message: str) -> None:
 
 def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
     """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind."""
-    kinds: dict[str, BackendKind] = {}
+    found = _registrations(pm, "mediasrv_register_backends", "backend kind", "kind", _check_backend_class)
+    return {kind: BackendKind(backend_class, plugin_name) for kind, (backend_class, plugin_name) in found.items()}
+
+
+@dataclass(frozen=True)
+class RegisteredOperation:
+    """A registered transform operation and the plugin that registered it."""
+
+    operation: Operation
+    plugin_name: str
+
+
+def transform_operations(pm: pluggy.PluginManager) -> dict[str, RegisteredOperation]:
+    """Every registered transform operation by parameter name, checked: an Operation with a
+    module-level ``apply``, a name no other plugin, built-in parameter or reserved name has."""
+    found = _registrations(pm, "mediasrv_register_transforms", "transform", "transform", _check_operation)
+    return {name: RegisteredOperation(operation, plugin_name) for name, (operation, plugin_name) in found.items()}
+
+
+def _registrations(
+    pm: pluggy.PluginManager, hook: str, noun: str, trace_noun: str, check: Callable[[Any, str], str]
+) -> dict[str, tuple[Any, str]]:
+    """What each implementation of a register hook registers, by the name ``check`` gives it,
+    with the registering plugin's name; a name registered twice is a PluginError.
+
+    Implementations are called one at a time so that an error names its plugin (and so
+    pluggy's hook-call tracing does not see them: they are traced here).
+    """
+    found: dict[str, tuple[Any, str]] = {}
     hooktrace = pm.trace.root.get("hook")
-    # Each implementation is called on its own so that an error names its plugin (and so
-    # pluggy's hook-call tracing does not see it: it is traced here).
-    for impl in pm.hook.mediasrv_register_backends.get_hookimpls():
-        _refuse_wrapper(impl, "mediasrv_register_backends")
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        _refuse_wrapper(impl, hook)
 
-        def register(backend_class: type[StorageBackend], plugin_name: str = impl.plugin_name) -> None:
-            kind = _check_backend_class(backend_class, plugin_name)
-            if kind in kinds:
-                other = kinds[kind].plugin_name
-                raise PluginError(
-                    f"plugin {plugin_name!r}: backend kind {kind!r} is already registered by plugin {other!r}"
-                )
-            kinds[kind] = BackendKind(backend_class, plugin_name)
-            hooktrace(f"  registered kind {kind!r}: {backend_class.__module__}.{backend_class.__qualname__}")
+        def register(item: Any, plugin_name: str = impl.plugin_name) -> None:
+            name = check(item, plugin_name)
+            if name in found:
+                other = found[name][1]
+                raise PluginError(f"plugin {plugin_name!r}: {noun} {name!r} is already registered by plugin {other!r}")
+            found[name] = (item, plugin_name)
+            function = item.apply if isinstance(item, Operation) else item  # what the name stands for
+            hooktrace(f"  registered {trace_noun} {name!r}: {function.__module__}.{function.__qualname__}")
 
-        hooktrace(f"mediasrv_register_backends of plugin {impl.plugin_name!r}")
+        hooktrace(f"{hook} of plugin {impl.plugin_name!r}")
         try:
             impl.function(**hook_arguments(impl, register=register))
         except PluginError:
             raise
         except Exception as exc:
-            raise PluginError(f"plugin {impl.plugin_name!r}: mediasrv_register_backends failed: {exc!r}") from None
-    return kinds
+            raise PluginError(f"plugin {impl.plugin_name!r}: {hook} failed: {exc!r}") from None
+    return found
+
+
+def _check_operation(operation: object, plugin_name: str) -> str:
+    if not isinstance(operation, Operation):
+        raise PluginError(f"plugin {plugin_name!r}: registered {operation!r}, not a mediasrv Operation")
+    name = operation.name
+    if not isinstance(name, str) or not re.fullmatch(OPERATION_NAME_PATTERN, name):
+        raise PluginError(f"plugin {plugin_name!r}: transform name {name!r} must match {OPERATION_NAME_PATTERN}")
+    if name in CORE_PARAMETERS or name in RESERVED_PARAMETERS:
+        raise PluginError(f"plugin {plugin_name!r}: transform name {name!r} is a built-in or reserved parameter")
+    for part, function in (("parse", operation.parse), ("apply", operation.apply)):
+        if not callable(function):
+            raise PluginError(f"plugin {plugin_name!r}: transform {name!r}: {part} is not callable")
+    apply = operation.apply
+    if "<" in getattr(apply, "__qualname__", "<") or not getattr(apply, "__module__", None):
+        raise PluginError(
+            f"plugin {plugin_name!r}: transform {name!r}: apply must be a module-level function"
+            " (it is sent to the render workers by reference)"
+        )
+    return name
 
 
 def hook_arguments(impl: pluggy.HookImpl, **arguments: object) -> dict[str, object]:
@@ -190,10 +241,16 @@ class PluginInfo:
     version: str | None
     hooks: tuple[str, ...]
     kinds: tuple[str, ...]
+    operations: tuple[str, ...] = ()
 
 
-def plugin_infos(pm: pluggy.PluginManager, kinds: dict[str, BackendKind]) -> list[PluginInfo]:
+def plugin_infos(
+    pm: pluggy.PluginManager,
+    kinds: dict[str, BackendKind],
+    operations: dict[str, RegisteredOperation] | None = None,
+) -> list[PluginInfo]:
     """Every registered plugin, sorted by name, through pluggy's public introspection API."""
+    operations = operations or {}
     distributions = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     infos = []
     for plugin in pm.get_plugins():
@@ -208,6 +265,7 @@ def plugin_infos(pm: pluggy.PluginManager, kinds: dict[str, BackendKind]) -> lis
                 version=dist.version if dist is not None else getattr(plugin, "__version__", None),
                 hooks=tuple(sorted(caller.name for caller in hook_callers)),
                 kinds=tuple(sorted(kind for kind, info in kinds.items() if info.plugin_name == name)),
+                operations=tuple(sorted(op for op, info in operations.items() if info.plugin_name == name)),
             )
         )
     return sorted(infos, key=lambda info: info.name)

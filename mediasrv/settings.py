@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from mediasrv.objectcache import SmallObjectSettings
 from mediasrv.signing import SigningSettings
+from mediasrv.transforms.settings import TransformSettings
 
 DEFAULT_FILE = "settings.toml"
 CONFIG_ENV = "MEDIASRV_CONFIG"
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     admin: AdminSettings = AdminSettings()
     signing: SigningSettings = SigningSettings()
+    transforms: TransformSettings = TransformSettings()
     small_objects: SmallObjectSettings = SmallObjectSettings()
     backends: dict[str, dict[str, Any]] = {}
 

@@ -184,7 +184,9 @@ def test_plugins_lists_the_builtins_with_hooks_kinds_and_versions(site: Site) ->
         "version": VERSION,
         "hooks": ["mediasrv_register_backends"],
         "kinds": ["s3"],
+        "operations": [],
     }
+    assert plugins["transforms"]["operations"] == ["blur", "sharpen"]
 
 
 def test_admin_responses_are_not_cached(site: Site) -> None:
@@ -263,7 +265,9 @@ def test_admin_page_renders_the_backends_as_a_table(site: Site) -> None:
 
 def test_admin_page_lists_the_plugins(site: Site) -> None:
     rows = read_table(admin_get(site.server, "/admin/").text, "plugins")
-    assert ["s3", "mediasrv_s3", "mediasrv", VERSION, "mediasrv_register_backends", "s3"] in rows
+    assert ["s3", "mediasrv_s3", "mediasrv", VERSION, "mediasrv_register_backends", "s3", ""] in rows
+    transforms = ["mediasrv.transforms.operations", "mediasrv", VERSION, "mediasrv_register_transforms", ""]
+    assert ["transforms", *transforms, "blur, sharpen"] in rows
 
 
 def test_admin_page_escapes_what_settings_contain(tmp_path: Path) -> None:

@@ -139,17 +139,18 @@ def test_plugins_lists_the_installed_ones_and_the_settings_ones(tmp_path: Path) 
     result = mediasrv("plugins", "--config", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = table(result.stdout)
-    assert rows[0] == ["NAME", "MODULE", "DISTRIBUTION", "VERSION", "KINDS"]
-    assert ["s3", "mediasrv_s3", "mediasrv", VERSION, "s3"] in rows
-    assert ["memory_backend", "memory_backend", "-", "-", "memory"] in rows
-    assert len(rows) == 5
+    assert rows[0] == ["NAME", "MODULE", "DISTRIBUTION", "VERSION", "KINDS", "OPERATIONS"]
+    assert ["s3", "mediasrv_s3", "mediasrv", VERSION, "s3", "-"] in rows
+    assert ["memory_backend", "memory_backend", "-", "-", "memory", "-"] in rows
+    assert ["transforms", "mediasrv.transforms.operations", "mediasrv", VERSION, "-", "blur, sharpen"] in rows
+    assert len(rows) == 6
 
 
 def test_plugins_without_a_settings_file_lists_the_installed_ones(tmp_path: Path) -> None:
     result = mediasrv("plugins", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     plugins = json.loads(result.stdout)["plugins"]
-    assert [plugin["name"] for plugin in plugins] == ["http", "local", "s3"]
+    assert [plugin["name"] for plugin in plugins] == ["http", "local", "s3", "transforms"]
     assert plugins[0]["hooks"] == ["mediasrv_register_backends"]
 
 

@@ -79,6 +79,7 @@ def assert_plugin_loaded(server: Server, backend: str, kind: str, distribution: 
         "version": "0.1.0",
         "hooks": ["mediasrv_register_backends"],
         "kinds": [kind],
+        "operations": [],
     } in plugins, plugins
     listing = httpx.get(f"{server.url}/admin/backends/{backend}", timeout=10).json()
     assert listing["plugin"] == {"module": "mediasrv_zip", "version": "0.1.0"}

@@ -14,6 +14,8 @@ from mediasrv import errors, testing
 
 GUIDE_PATH = PROJECT_DIR / "docs" / "writing-a-backend.md"
 GUIDE = GUIDE_PATH.read_text()
+TRANSFORM_GUIDE = (PROJECT_DIR / "docs" / "writing-a-transform.md").read_text()
+TRANSFORM_NAMES = ("Choice", "Integer", "Number", "Operation", "flag", "InvalidTransform", "UnprocessableImage")
 EXCERPTS = re.findall(r"```(?:python|toml)\n# (examples/\S+)\n(.*?)```", GUIDE, re.DOTALL)
 
 
@@ -39,7 +41,11 @@ def test_guide_excerpt_is_the_example_code(path: str, code: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        *(name for name in mediasrv.__all__ if name not in ("Chunks", "parse_http_date", "ContentRange")),
+        *(
+            name
+            for name in mediasrv.__all__
+            if name not in ("Chunks", "parse_http_date", "ContentRange", *TRANSFORM_NAMES)
+        ),
         *testing.__all__,
         "MEDIASRV_TRACE_PLUGINS",
         "/admin/plugins",
@@ -57,3 +63,19 @@ def test_guide_covers(name: str) -> None:
 )
 def test_guide_lists_every_error(error: str) -> None:
     assert f"`{error}" in GUIDE
+
+
+@pytest.mark.parametrize("name", TRANSFORM_NAMES)
+def test_transform_guide_covers(name: str) -> None:
+    assert f"`{name}" in TRANSFORM_GUIDE
+
+
+def test_transform_guide_quotes_its_test_plugin() -> None:
+    excerpts = re.findall(r"```python\n# (tests/plugins/\S+)\n(.*?)```", TRANSFORM_GUIDE, re.DOTALL)
+    assert [path for path, _ in excerpts] == ["tests/plugins/grayscale_transform.py"]
+    for path, code in excerpts:
+        assert code in (PROJECT_DIR / path).read_text(), f"the transform guide's {path} excerpt differs from the file"
+
+
+def test_transform_guide_is_linked_from_the_readme() -> None:
+    assert "(docs/writing-a-transform.md)" in (PROJECT_DIR / "README.md").read_text()

@@ -12,6 +12,7 @@ import httpx
 from conftest import PROJECT_DIR, start_server
 from mediasrv.redaction import MASK
 from mediasrv.settings import AdminSettings, ServerSettings
+from mediasrv.transforms.settings import TransformSettings
 from mediasrv_http import HttpSettings
 from mediasrv_s3 import S3Settings
 
@@ -102,3 +103,11 @@ def test_readme_layout_names_every_module_and_only_existing_ones() -> None:
     assert modules <= named, f"missing from the Layout table: {sorted(modules - named)}"
     missing = sorted(path for path in named if not (PROJECT_DIR / path).exists())
     assert not missing, f"the Layout table names what does not exist: {missing}"
+
+
+def test_readme_and_settings_toml_show_every_transforms_key() -> None:
+    for text in (code_block("toml", "[transforms]"), (PROJECT_DIR / "settings.toml").read_text()):
+        document = tomllib.loads(text)
+        assert set(document["transforms"]) == set(TransformSettings.model_fields)
+        TransformSettings.model_validate(document["transforms"])
+    assert tomllib.loads((PROJECT_DIR / "settings.toml").read_text())["transforms"]["allow_unsigned"] is True
