@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(STAMP)
 bench: $(BENCH_STAMP)
 	sh bench/install-tools.sh
 	$(BIN)/python -m bench.run
+
+# Not part of make test: a bounded (about 2 minutes) abuse run, see bench/soak.py.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

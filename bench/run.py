@@ -20,9 +20,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import load
+from bench import cache, load
 from bench.report import MIB, Row, Section, Target, machine, machine_line, table, write_json
 from bench.servers import (
+    UNCAPPED,
     MotoServer,
     Process,
     free_port,
@@ -36,6 +37,7 @@ from bench.servers import (
 BENCH_DIR = Path(__file__).resolve().parent
 BUCKET = "bench-media"
 CEILING = "bare ASGI app, from memory, no log"
+QUIET = UNCAPPED + "access_log = false\n"  # mediasrv without its access log
 KIB = 1024
 ONE_GET = "mediasrv s3, one GET"  # parallel_parts = 1
 PARTS = "mediasrv s3, parallel parts"
@@ -168,7 +170,7 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int], plan: Plan
             moto=moto,
             mediasrv=started(spawn_mediasrv("mediasrv", workdir, backends)),
             mediasrv_memory=started(spawn_mediasrv("mediasrv-memory", workdir, backends)),
-            mediasrv_quiet=started(spawn_mediasrv("mediasrv-quiet", workdir, backends, "access_log = false\n")),
+            mediasrv_quiet=started(spawn_mediasrv("mediasrv-quiet", workdir, backends, QUIET)),
             files=started(spawn_uvicorn("fileresponse", "bench.apps:files_app", workdir, env)),
             # No access log at all: the most any app can get from this uvicorn.
             ceiling=started(spawn_uvicorn("ceiling", "bench.apps:ceiling_app", workdir, env, "--no-access-log")),
@@ -547,9 +549,12 @@ def main(argv: list[str] | None = None) -> int:
         make_files(workdir / "data", sizes)
         with running_servers(workdir, workdir / "data", sizes, plan) as servers:
             sections = measure_all(servers, plan)
+        # After the streaming servers have stopped: the result cache rows load both cores.
+        cache_sections, cache_goals = cache.measure(workdir, smoke=args.smoke)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    goals = targets(sections, plan)
+    sections += cache_sections
+    goals = targets(sections, plan) + cache_goals
     info = machine()
     print(f"mediasrv benchmarks ({plan.name}) on {machine_line(info)}")
     print(table(sections, goals))

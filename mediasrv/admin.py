@@ -14,20 +14,43 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediasrv.admin_page import render_admin_page
+from mediasrv.cache.admin import CacheAdmin
 from mediasrv.inventory import Inventory
 from mediasrv.redaction import MASK
 from mediasrv.signing import SigningSettings
 
-PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'none'"
+# A request carrying any of these came through a proxy (RFC 9110 requires proxies to add Via).
+PROXY_HEADERS = frozenset(
+    {
+        "forwarded",
+        "via",
+        "x-real-ip",
+        "x-client-ip",
+        "x-cluster-client-ip",
+        "client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-original-forwarded-for",
+        "x-proxyuser-ip",
+    }
+)
+PROXY_HEADER_PREFIXES = ("x-forwarded",)  # -for, -host, -proto, -port, -server, -prefix, x-forwarded itself
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
 
 
-def admin_app(inventory: Inventory, token: str, signing: SigningSettings | None = None) -> ASGIApp:
+def admin_app(
+    inventory: Inventory, token: str, signing: SigningSettings | None = None, cache: CacheAdmin | None = None
+) -> ASGIApp:
     """The ``/admin`` routes, guarded."""
 
+    async def page_response(notice: str = "", status: int = 200) -> Response:
+        cache_document = await cache.document() if cache is not None else None
+        html = render_admin_page(await inventory.backends(), inventory.plugin_list(), cache_document, notice)
+        return HTMLResponse(html, status_code=status, headers={"content-security-policy": PAGE_POLICY})
+
     async def page(request: Request) -> Response:
-        html = render_admin_page(await inventory.backends(), inventory.plugin_list())
-        return HTMLResponse(html, headers={"content-security-policy": PAGE_POLICY})
+        return await page_response()
 
     async def backends(request: Request) -> Response:
         return JSONResponse({"backends": await inventory.backends()})
@@ -49,12 +72,14 @@ def admin_app(inventory: Inventory, token: str, signing: SigningSettings | None 
         return JSONResponse({"keys": [MASK for _ in keys], "signed_backends": signed})
 
     router = Router(
+        redirect_slashes=False,  # its redirect would carry the client's Host header
         routes=[
             Route("/", page, methods=["GET", "HEAD"]),
             Route("/backends", backends, methods=["GET"]),
             Route("/backends/{name}", backend, methods=["GET"]),
             Route("/plugins", plugins, methods=["GET"]),
             Route("/signing", signing_keys, methods=["GET"]),
+            *(cache.routes(page_response) if cache is not None else []),
         ]
     )
     return AdminGuard(router, token)
@@ -95,7 +120,7 @@ class AdminGuard:
             if self._token_matches(headers.get("authorization", "")):
                 return None
             return self._unauthorized()
-        if any(name in headers for name in PROXY_HEADERS):
+        if any(_is_proxy_header(name) for name in headers):
             return _forbidden("came through a proxy; set [admin] token to allow /admin from other hosts")
         client = scope.get("client")
         if not client or not _is_loopback(client[0]):
@@ -121,6 +146,10 @@ class AdminGuard:
         response.headers.append("www-authenticate", f'Basic {self.realm}, charset="UTF-8"')
         response.headers["cache-control"] = "no-store"
         return response
+
+
+def _is_proxy_header(name: str) -> bool:
+    return name in PROXY_HEADERS or name.startswith(PROXY_HEADER_PREFIXES)
 
 
 def _forbidden(detail: str) -> Response:

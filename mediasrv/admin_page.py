@@ -21,11 +21,18 @@ td.ok { color: #0a6b1f; font-weight: bold; }
 td.failing { color: #a40e0e; font-weight: bold; }
 dl { margin: 0; display: grid; grid-template-columns: auto auto; gap: 0 1em; }
 dt { color: #555; } dd { margin: 0; font-family: monospace; }
+p.notice { background: #eef6ee; border: 1px solid #9c9; padding: .5em; }
 """
 
 
-def render_admin_page(backends: list[dict[str, Any]], plugins: list[dict[str, Any]]) -> str:
-    """The whole page: a table of backends, then a table of plugins."""
+def render_admin_page(
+    backends: list[dict[str, Any]],
+    plugins: list[dict[str, Any]],
+    cache: dict[str, Any] | None = None,
+    notice: str = "",
+) -> str:
+    """The whole page: a table of backends, a table of plugins, then the result cache (with
+    ``notice``, the outcome of a purge, on top)."""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -35,11 +42,13 @@ def render_admin_page(backends: list[dict[str, Any]], plugins: list[dict[str, An
 </head>
 <body>
 <h1>mediasrv {escape(__version__)}</h1>
+{f'<p class="notice">{escape(notice)}</p>' if notice else ""}
 <h2>Backends</h2>
 {_backends_table(backends)}
 <h2>Plugins</h2>
 {_plugins_table(plugins)}
-<p>JSON: <a href="backends">backends</a>, <a href="plugins">plugins</a>.</p>
+{render_cache_section(cache, [backend["name"] for backend in backends]) if cache is not None else ""}
+<p>JSON: <a href="backends">backends</a>, <a href="plugins">plugins</a>, <a href="cache">cache</a>.</p>
 </body>
 </html>
 """
@@ -76,6 +85,35 @@ def _settings_list(settings: dict[str, Any]) -> str:
 
 def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def render_cache_section(cache: dict[str, Any], backends: list[str]) -> str:
+    """The result cache's tiers (``GET /admin/cache``'s document) and the purge form."""
+    if not cache["enabled"]:
+        return "<h2>Result cache</h2>\n<p>No result cache is configured.</p>"
+    header = _row(
+        "th", ["Tier", "Kind", "Entries", "Bytes", "Max bytes", "Hits", "Misses", "Hit ratio", "Evictions", "Error"]
+    )
+    tiers = list(cache["tiers"])
+    if cache["sources"] is not None:
+        tiers.append({"name": "source (originals)", "kind": "disk", "error": None, **cache["sources"]})
+    rows = [_row("td", [_show_or_blank(tier.get(field)) for field in CACHE_FIELDS]) for tier in tiers]
+    options = "".join(f"<option>{escape(name)}</option>" for name in backends)
+    return f"""<h2>Result cache</h2>
+{_table("cache", header, rows)}
+<p>Requests that waited for another's render: {cache["coalesced"]} (hits and misses: worker {cache["worker_pid"]}).</p>
+<form method="post" action="cache/purge">
+<label>Purge every variant of <select name="backend">{options}</select></label>
+<label>key <input name="key" required></label>
+<button type="submit">Purge</button>
+</form>"""
+
+
+CACHE_FIELDS = ("name", "kind", "entries", "bytes", "max_bytes", "hits", "misses", "hit_ratio", "evictions", "error")
+
+
+def _show_or_blank(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _plugins_table(plugins: list[dict[str, Any]]) -> str:

@@ -13,6 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mediasrv import __version__
 from mediasrv.accesslog import AccessLog
 from mediasrv.admin import admin_app
+from mediasrv.cache.admin import CacheAdmin
+from mediasrv.cache.cache import ResultCache
+from mediasrv.cache.metrics import CacheMetrics
+from mediasrv.cache.service import CachedImageService
 from mediasrv.configuration import Configuration, load_configuration
 from mediasrv.fastpath import MediaServer, endpoint_app
 from mediasrv.health import HealthMonitor
@@ -21,9 +25,12 @@ from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
 from mediasrv.metrics import Metrics
 from mediasrv.objectcache import SmallObjectCache, SmallObjectLayer
-from mediasrv.observer import RequestObserver
+from mediasrv.observer import InFlight, RequestObserver
 from mediasrv.probes import probe_routes
+from mediasrv.protocol import set_protocol_limits
+from mediasrv.responses import MediaResponse
 from mediasrv.settings import CONFIG_ENV
+from mediasrv.signing import Signer
 from mediasrv.transforms.service import ImageService
 
 MEDIA_PREFIX = "/media"
@@ -50,38 +57,52 @@ def create_app(configuration: Configuration) -> FastAPI:
     settings, registry = configuration.settings, configuration.registry
     metrics = Metrics()
     signer = settings.signing.signer()
-    images = ImageService(
-        settings.transforms, configuration.operations, metrics, signer, send_timeout=settings.server.send_timeout
-    )
-    limiter = StreamLimiter(settings.server.max_streams)
+    cache = _result_cache(configuration, metrics)
+    images = _image_service(configuration, metrics, signer, cache)
+    limiter = StreamLimiter(settings.server.max_streams, settings.server.max_streams_per_client)
     media = MediaEndpoint(registry, limiter, settings.server.send_timeout, signer, images)
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
     inventory = Inventory.of(configuration, monitor)
-    access_log = AccessLog() if settings.server.access_log else None
+    in_flight = InFlight()
+    access_log = AccessLog(on_dropped=metrics.access_log_dropped.inc) if settings.server.access_log else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await registry.start()
+        if cache is not None:
+            await cache.start()
         await images.start()
         try:
             yield
         finally:
+            # Streams cut at shutdown end just now: let them close their sources and write
+            # their log lines before the backends and the log close under them.
+            await in_flight.wait_idle(MediaResponse.close_timeout + 1)
             await images.stop()
+            if cache is not None:
+                await cache.stop()
             await registry.stop()
             metrics.worker_exiting()
             if access_log is not None:
-                access_log.flush()
+                access_log.close()
 
     app = MediaServer(
-        title="mediasrv", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+        title="mediasrv",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,  # Starlette's redirect puts the client's Host into Location: 404 instead
     )
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
     app.route_media(small_object_layer(endpoint_app(media.handle), configuration, limiter))
     app.router.routes.extend(probe_routes(monitor, metrics))
-    app.mount("/admin", admin_app(inventory, settings.admin.token.get_secret_value(), settings.signing))
+    token = settings.admin.token.get_secret_value()
+    app.mount("/admin", admin_app(inventory, token, settings.signing, CacheAdmin(cache, registry)))
     app.add_middleware(NoSniffMiddleware)
-    app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log)
+    app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log, in_flight=in_flight)
     return app
 
 
@@ -94,6 +115,27 @@ def small_object_layer(app: ASGIApp, configuration: Configuration, limiter: Stre
     return SmallObjectLayer(app, configuration.registry, limiter, settings.server.send_timeout, cache)
 
 
+def _image_service(
+    configuration: Configuration, metrics: Metrics, signer: Signer | None, cache: ResultCache | None
+) -> ImageService:
+    """The transform service, with the result cache around its render seams when there is one."""
+    settings = configuration.settings
+    arguments = (settings.transforms, configuration.operations, metrics, signer)
+    if cache is None:
+        return ImageService(*arguments, send_timeout=settings.server.send_timeout)
+    return CachedImageService(*arguments, send_timeout=settings.server.send_timeout, cache=cache)
+
+
+def _result_cache(configuration: Configuration, metrics: Metrics) -> ResultCache | None:
+    """The result cache over the configured stores, or None when ``[cache]`` configures none."""
+    if not configuration.stores:
+        return None
+    settings = configuration.settings.cache
+    return ResultCache(
+        configuration.stores, CacheMetrics(metrics.registry), settings.lock_timeout, settings.log_interval
+    )
+
+
 def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:
     """The app for a settings file (``config``, else ``$MEDIASRV_CONFIG``, else ./settings.toml).
 
@@ -104,7 +146,9 @@ def build_app(config: str | os.PathLike[str] | None = None) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """uvicorn's app factory for ``mediasrv serve``: reads ``$MEDIASRV_CONFIG`` in each worker."""
-    return build_app(os.environ.get(CONFIG_ENV))
+    app = build_app(os.environ.get(CONFIG_ENV))
+    set_protocol_limits(app.state.settings.server)
+    return app
 
 
 class NoSniffMiddleware:

@@ -11,8 +11,18 @@ from pathlib import Path
 
 import pluggy
 
+from mediasrv.cache.store import ResultStore
+from mediasrv.cache.stores import build_stores
 from mediasrv.errors import InvalidTransform
-from mediasrv.plugins import BackendKind, RegisteredOperation, backend_kinds, get_plugin_manager, transform_operations
+from mediasrv.plugins import (
+    BackendKind,
+    RegisteredOperation,
+    StoreKind,
+    backend_kinds,
+    get_plugin_manager,
+    result_store_kinds,
+    transform_operations,
+)
 from mediasrv.registry import BackendRegistry
 from mediasrv.settings import ConfigError, Settings, find_settings_file, load_settings
 from mediasrv.transforms.operations import Operation
@@ -29,6 +39,8 @@ class Configuration:
     kinds: dict[str, BackendKind]
     registry: BackendRegistry
     registered_operations: dict[str, RegisteredOperation] = field(default_factory=dict)
+    stores: list[ResultStore] = field(default_factory=list)  # the result cache's tiers, in lookup order
+    store_kinds: dict[str, StoreKind] = field(default_factory=dict)
 
     @property
     def operations(self) -> dict[str, Operation]:
@@ -48,14 +60,16 @@ def load_configuration(config: str | os.PathLike[str] | None) -> Configuration:
     """``load_plugins``, then every backend table checked and built; a ConfigError names the file."""
     path, settings, pm = load_plugins(config)
     kinds = backend_kinds(pm)
+    stores = result_store_kinds(pm)
     try:
         registry = BackendRegistry.from_settings(settings.backends, kinds, path.parent)
+        cache_stores = build_stores(settings.cache, stores, path.parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     _check_signed_backends(path, settings, registry)
     operations = transform_operations(pm)
     _check_presets(path, settings, operations)
-    return Configuration(path, settings, pm, kinds, registry, operations)
+    return Configuration(path, settings, pm, kinds, registry, operations, cache_stores, stores)
 
 
 def _check_presets(path: Path, settings: Settings, operations: dict[str, RegisteredOperation]) -> None:

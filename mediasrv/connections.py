@@ -98,7 +98,10 @@ def _key_of(transport: asyncio.BaseTransport) -> ConnectionKey | None:
     sock = transport.get_extra_info("socket")
     if sock is None:
         return None
-    local, remote = sock.getsockname(), sock.getpeername()
+    try:
+        local, remote = sock.getsockname(), sock.getpeername()
+    except OSError:
+        return None  # the client reset the connection before it was set up (ENOTCONN)
     if not isinstance(local, tuple) or not isinstance(remote, tuple):
         return None  # a Unix socket: no addresses to match a scope by
     return (str(local[0]), int(local[1])), (str(remote[0]), int(remote[1]))

@@ -9,6 +9,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from mediasrv.backend import StorageBackend
+    from mediasrv.cache.store import ResultStore
     from mediasrv.transforms.operations import Operation
 
 PROJECT = "mediasrv"
@@ -40,6 +41,18 @@ def mediasrv_register_transforms(register: Callable[[Operation], None]) -> None:
         worker over the resized image. A name registered twice, or one that is a built-in
         parameter (``width``, ``format``, ...) or reserved (``sig``, ``exp``, ``info``,
         ``fields``), stops start-up.
+
+    Every plugin's implementation is called; return values are ignored.
+    """
+
+
+@hookspec
+def mediasrv_register_result_stores(register: Callable[[type[ResultStore]], None]) -> None:
+    """Register the ResultStore classes (tiers of the result cache) this plugin provides.
+
+    :param register: call ``register(StoreClass)`` once per class. The class's ``kind`` is
+        the ``[cache.KIND]`` table that configures it (``disk`` is ``[cache]`` itself); a kind
+        registered by two plugins, or a class that is not a ResultStore subclass, stops start-up.
 
     Every plugin's implementation is called; return values are ignored.
     """

@@ -4,6 +4,7 @@ backend puts on requests in flight to its source (its connection pool)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Callable
 
 from mediasrv.errors import BackendUnavailable
@@ -24,23 +25,60 @@ class Slot:
 
 
 class StreamLimiter:
-    """Counts streams in flight; refuses a new one at once when full, never queues it."""
+    """Counts streams in flight, in all and per client address; refuses a new one at once
+    when either is full, never queues it.
+
+    The per-client cap (``max_per_client``, 0 = none) keeps one address from holding every
+    stream or a backend's whole connection pool, as nginx's ``limit_conn`` does. IPv6
+    clients count per /64, the block one subscriber usually gets.
+    """
 
     retry_after = 1  # seconds, sent in Retry-After with the 503
 
-    def __init__(self, max_streams: int) -> None:
+    def __init__(self, max_streams: int, max_per_client: int = 0) -> None:
         self.max_streams = max_streams
+        self.max_per_client = max_per_client
         self.active = 0
+        self.per_client: dict[str, int] = {}
 
-    def acquire(self) -> Slot:
-        """A slot for one stream, or BackendUnavailable (503) when all are taken."""
+    def acquire(self, client: str | None = None) -> Slot:
+        """A slot for one stream of ``client`` (its address), or BackendUnavailable (503)."""
         if self.active >= self.max_streams:
             raise BackendUnavailable("too many concurrent streams", retry_after=self.retry_after)
+        if not self.max_per_client or client is None:
+            self.active += 1
+            return Slot(self._release_one)
+        group = client_group(client)
+        held = self.per_client.get(group, 0)
+        if held >= self.max_per_client:
+            raise BackendUnavailable("too many concurrent streams from this address", retry_after=self.retry_after)
+        self.per_client[group] = held + 1
         self.active += 1
-        return Slot(self._release_one)
+        return Slot(lambda: self._release_client(group))
 
     def _release_one(self) -> None:
         self.active -= 1
+
+    def _release_client(self, group: str) -> None:
+        self.active -= 1
+        held = self.per_client[group] - 1
+        if held:
+            self.per_client[group] = held
+        else:
+            del self.per_client[group]  # so the table holds only addresses streaming now
+
+
+def client_group(address: str) -> str:
+    """The key a client address counts under: an IPv4 address itself, an IPv6 one's /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # a Unix socket's path
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class ConnectionLimiter:

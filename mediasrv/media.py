@@ -101,7 +101,8 @@ class MediaEndpoint:
         connection = find_connection(request.scope)  # before opening: a client may leave meanwhile
         byte_range = parse_range(record.range)
         conditions = conditions_from_headers(request.headers)
-        slot = self.limiter.acquire()
+        client = request.scope.get("client")
+        slot = self.limiter.acquire(client[0] if client else None)
         started = time.perf_counter()
         try:
             stream = await self._open(backend, key, byte_range, conditions)

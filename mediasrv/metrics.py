@@ -89,6 +89,12 @@ class Metrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.access_log_dropped = Counter(
+            "access_log_dropped_lines",
+            "Access-log lines dropped because stdout took them too slowly.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.renders = Counter(
             "renders",
             "Image renders actually run, by backend and output format.",

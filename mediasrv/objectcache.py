@@ -150,9 +150,11 @@ class SmallObjectLayer:
         return backend
 
     async def _answer(self, entry: CachedObject, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Send ``entry``; False (nothing sent) when no stream slot is free: the endpoint answers 503."""
+        """Send ``entry``; False (nothing sent) when no stream slot is free, in all or for this
+        client: the endpoint answers 503."""
+        client = scope.get("client")
         try:
-            slot = self.limiter.acquire()
+            slot = self.limiter.acquire(client[0] if client else None)
         except BackendUnavailable:
             return False
         record = request_record(scope)

@@ -3,6 +3,7 @@ media endpoint notes on a RequestRecord what only it knows (backend, key, error,
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -46,13 +47,44 @@ def error_kind(exc: BaseException) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
+class InFlight:
+    """Counts requests being answered, so shutdown can wait for the ones it just cancelled to
+    close their sources and write their log lines."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Whether every request ended within ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
 class RequestObserver:
     """Writes one JSON access-log line per request and updates the metrics."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog | None) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, access_log: AccessLog | None, in_flight: InFlight | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.in_flight = in_flight or InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,12 +108,14 @@ class RequestObserver:
                     self.metrics.of(streaming_backend).streams_in_flight.inc()
             await send(message)
 
+        self.in_flight.enter()
         try:
             await self.app(scope, receive, observed_send)
         except BaseException:
             status = status or 500
             raise
         finally:
+            self.in_flight.leave()
             if streaming_backend is not None:
                 self.metrics.of(streaming_backend).streams_in_flight.dec()
             duration = time.perf_counter() - started

@@ -10,3 +10,4 @@ class Outcome:
     CLIENT_DISCONNECTED = "client_disconnected"
     CLIENT_STALLED = "client_stalled"
     SOURCE_FAILED = "source_failed"
+    CANCELLED = "cancelled"  # cut at shutdown, after shutdown_timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import logging
@@ -18,6 +19,7 @@ import pluggy
 
 from mediasrv import hookspecs
 from mediasrv.backend import BackendSettings, StorageBackend
+from mediasrv.cache.store import ResultStore, StoreSettings
 from mediasrv.transforms.operations import Operation
 from mediasrv.transforms.options import CORE_PARAMETERS, RESERVED_PARAMETERS
 
@@ -76,7 +78,8 @@ def _log_trace(message: str) -> None:
 
 def backend_kinds(pm: pluggy.PluginManager) -> dict[str, BackendKind]:
     """Every registered backend kind, checked: a StorageBackend subclass, one plugin per kind."""
-    found = _registrations(pm, "mediasrv_register_backends", "backend kind", "kind", _check_backend_class)
+    check = functools.partial(_check_class, base=StorageBackend, settings_base=BackendSettings)
+    found = _registrations(pm, "mediasrv_register_backends", "backend kind", "kind", check)
     return {kind: BackendKind(backend_class, plugin_name) for kind, (backend_class, plugin_name) in found.items()}
 
 
@@ -93,6 +96,21 @@ def transform_operations(pm: pluggy.PluginManager) -> dict[str, RegisteredOperat
     module-level ``apply``, a name no other plugin, built-in parameter or reserved name has."""
     found = _registrations(pm, "mediasrv_register_transforms", "transform", "transform", _check_operation)
     return {name: RegisteredOperation(operation, plugin_name) for name, (operation, plugin_name) in found.items()}
+
+
+@dataclass(frozen=True)
+class StoreKind:
+    """A registered result store class and the plugin that registered it."""
+
+    store_class: type[ResultStore]
+    plugin_name: str
+
+
+def result_store_kinds(pm: pluggy.PluginManager) -> dict[str, StoreKind]:
+    """Every registered result store kind, checked: a ResultStore subclass, one plugin per kind."""
+    check = functools.partial(_check_class, base=ResultStore, settings_base=StoreSettings)
+    found = _registrations(pm, "mediasrv_register_result_stores", "result store kind", "result store", check)
+    return {kind: StoreKind(store_class, plugin_name) for kind, (store_class, plugin_name) in found.items()}
 
 
 def _registrations(
@@ -161,18 +179,21 @@ def _refuse_wrapper(impl: pluggy.HookImpl, hook: str) -> None:
         raise PluginError(f"plugin {impl.plugin_name!r}: {hook} cannot be a hook wrapper (wrapper=True)")
 
 
-def _check_backend_class(backend_class: object, plugin_name: str) -> str:
-    if not (isinstance(backend_class, type) and issubclass(backend_class, StorageBackend)):
-        raise PluginError(f"plugin {plugin_name!r}: registered {backend_class!r}, not a StorageBackend subclass")
-    kind = getattr(backend_class, "kind", None)
+def _check_class(registered: object, plugin_name: str, base: type[Any], settings_base: type[Any]) -> str:
+    """The kind of a registered class; PluginError naming the plugin when it is not a proper
+    ``base`` subclass (a ``kind`` string, a ``settings_base`` Settings, nothing abstract left)."""
+    if not (isinstance(registered, type) and issubclass(registered, base)):
+        raise PluginError(f"plugin {plugin_name!r}: registered {registered!r}, not a {base.__name__} subclass")
+    kind = getattr(registered, "kind", None)
     if not isinstance(kind, str) or not kind:
-        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__} has no 'kind' string")
-    settings_class = backend_class.Settings
-    if not (isinstance(settings_class, type) and issubclass(settings_class, BackendSettings)):
-        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__}.Settings is not a BackendSettings")
-    if backend_class.__abstractmethods__:
-        missing = ", ".join(sorted(backend_class.__abstractmethods__))
-        raise PluginError(f"plugin {plugin_name!r}: {backend_class.__name__} does not implement {missing}")
+        raise PluginError(f"plugin {plugin_name!r}: {registered.__name__} has no 'kind' string")
+    settings_class = getattr(registered, "Settings", None)
+    if not (isinstance(settings_class, type) and issubclass(settings_class, settings_base)):
+        raise PluginError(f"plugin {plugin_name!r}: {registered.__name__}.Settings is not a {settings_base.__name__}")
+    abstract: frozenset[str] = getattr(registered, "__abstractmethods__", frozenset())
+    if abstract:
+        missing = ", ".join(sorted(abstract))
+        raise PluginError(f"plugin {plugin_name!r}: {registered.__name__} does not implement {missing}")
     return kind
 
 

@@ -14,11 +14,13 @@ MASK = "**********"
 # carry API tokens and cookies.
 _SECRET_KEY = re.compile(r"secret|token|passw|credential|auth|api_?key|access_?key|private|cookie|session|signature")
 _ALWAYS_SECRET_MAPPINGS = frozenset({"headers"})
+_URL_KEY_SUFFIXES = ("url", "uri", "path", "endpoint")
 
 
 def redacted_settings(settings: BaseModel) -> dict[str, Any]:
     """``settings`` as JSON-ready data, with every secret masked: SecretStr fields, upstream
-    ``headers`` values, keys that look like secrets, and passwords inside URLs."""
+    ``headers`` values, keys that look like secrets, and passwords and query values inside
+    URLs and URL paths."""
     data = settings.model_dump(mode="python")
     return {key: _redact(key, value) for key, value in data.items()}
 
@@ -35,10 +37,32 @@ def _redact(key: str, value: Any) -> Any:
     if isinstance(value, str):
         if value and _SECRET_KEY.search(key.lower()):
             return MASK
-        return _redact_url_password(value)
+        if _is_url_like(key, value):
+            return _redact_query_values(_redact_url_password(value))
+        return value
     if value is None or isinstance(value, bool | int | float):
         return value
     return str(value)  # paths, URLs, enums: their text
+
+
+def _is_url_like(key: str, value: str) -> bool:
+    """A URL, or a path a URL is made of (``health_path = "/health?token=..."``)."""
+    return "://" in value or value.startswith("/") or key.lower().endswith(_URL_KEY_SUFFIXES)
+
+
+def _redact_query_values(value: str) -> str:
+    """Every query parameter's value masked (tokens are often passed that way); names kept."""
+    base, mark, rest = value.partition("?")
+    if not mark:
+        return value
+    query, hash_mark, fragment = rest.partition("#")
+    masked = "&".join(_mask_parameter(parameter) for parameter in query.split("&"))
+    return f"{base}?{masked}{hash_mark}{MASK if fragment else ''}"
+
+
+def _mask_parameter(parameter: str) -> str:
+    name, equals, value = parameter.partition("=")
+    return f"{name}={MASK}" if equals and value else parameter
 
 
 def _redact_url_password(value: str) -> str:

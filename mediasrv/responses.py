@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from mediasrv.chunks import Chunks
 from mediasrv.connections import ClientConnection
+from mediasrv.content_types import DEFAULT_CONTENT_TYPE, needs_sandbox, normalise_content_type
 from mediasrv.errors import BackendUnavailable, MediaError, NotModified, RangeNotSatisfiable
 from mediasrv.grammar import format_http_date, header_safe
 from mediasrv.objects import ObjectInfo
@@ -24,8 +25,6 @@ logger = logging.getLogger("mediasrv")
 
 Headers = list[tuple[bytes, bytes]]
 
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
-ACTIVE_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"})
 
 # Python's built-in table only, so a guess does not depend on the host's /etc/mime.types.
 _mime_types = mimetypes.MimeTypes()
@@ -56,12 +55,6 @@ def guess_content_type(key: str) -> str:
     return guessed or DEFAULT_CONTENT_TYPE
 
 
-def is_active_content(content_type: str) -> bool:
-    """Whether a browser would run scripts in this type (HTML, SVG, any XML)."""
-    essence = content_type.split(";", 1)[0].strip().lower()
-    return essence in ACTIVE_CONTENT_TYPES or essence.endswith("+xml")
-
-
 def validator_headers(info: ObjectInfo, cache_control: str) -> Headers:
     """ETag, Last-Modified and Cache-Control: what a 200, 206 and 304 all carry."""
     headers: Headers = []
@@ -80,11 +73,11 @@ def validator_headers(info: ObjectInfo, cache_control: str) -> Headers:
 
 def object_headers(info: ObjectInfo, key: str, cache_control: str, content_range: ContentRange | None) -> Headers:
     """Every header of a 200 or 206 (or the HEAD of one) for ``info``."""
-    content_type = info.content_type or guess_content_type(key)
+    content_type = normalise_content_type(info.content_type) if info.content_type else guess_content_type(key)
     headers = validator_headers(info, cache_control)
     headers.append((b"content-type", header_bytes(content_type)))
     headers.append((b"accept-ranges", b"bytes"))
-    if is_active_content(content_type):
+    if needs_sandbox(content_type):
         headers.append((b"content-security-policy", b"sandbox"))
     if info.content_encoding:
         headers.append((b"content-encoding", header_bytes(info.content_encoding)))
@@ -168,6 +161,9 @@ class MediaResponse(Response):
         """Send every chunk; the Outcome, kept in ``self.outcome`` (also when this raises)."""
         try:
             self.outcome = await self._send_chunks(send, connection)
+        except asyncio.CancelledError:
+            self.outcome = Outcome.CANCELLED  # shutdown_timeout ran out while streaming
+            raise
         except Exception:
             self.outcome = Outcome.SOURCE_FAILED
             raise
@@ -184,6 +180,7 @@ class MediaResponse(Response):
                 await self._send_chunk(send, chunk, connection)
                 if connection is not None and connection.closed:
                     logger.debug("client disconnected after %d bytes", sent)
+                    await self._abort(connection)  # so uvicorn learns of it before the app returns
                     return Outcome.CLIENT_DISCONNECTED
             if self.content_length is not None and sent != self.content_length:
                 raise RuntimeError(f"source ended after {sent} of {self.content_length} bytes")

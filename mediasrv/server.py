@@ -11,15 +11,16 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mediasrv.connections import ConnectionTrackingMixin
 from mediasrv.metrics import MULTIPROCESS_ENV
+from mediasrv.protocol import LimitedHttpToolsProtocol
 from mediasrv.settings import CONFIG_ENV, Settings
 
 
-class TrackingHttpToolsProtocol(ConnectionTrackingMixin, HttpToolsProtocol):
-    """uvicorn's httptools protocol, recording its transport (see mediasrv.connections)."""
+class TrackingHttpToolsProtocol(ConnectionTrackingMixin, LimitedHttpToolsProtocol):
+    """uvicorn's httptools protocol with mediasrv's connection limits (see mediasrv.protocol),
+    recording its transport (see mediasrv.connections)."""
 
 
 def log_config() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mediasrv.cache.settings import CacheSettings
 from mediasrv.objectcache import SmallObjectSettings
 from mediasrv.signing import SigningSettings
 from mediasrv.transforms.settings import TransformSettings
@@ -46,6 +47,12 @@ class ServerSettings(BaseModel):
     send_timeout: float = Field(default=60, gt=0, description="seconds a client may accept no bytes")
     shutdown_timeout: int = Field(default=10, ge=0, description="seconds open streams get on shutdown")
     access_log: bool = Field(default=True, description="one JSON line per request on stdout")
+    header_timeout: float = Field(default=10, gt=0, description="seconds a request head may take to arrive")
+    max_head_bytes: int = Field(default=65536, ge=1024, description="request line and headers, in bytes")
+    max_connections: int = Field(default=10000, ge=1, description="open client connections per worker")
+    max_streams_per_client: int = Field(
+        default=32, ge=0, description="concurrent GET bodies per client address; 0: no cap (behind a CDN)"
+    )
 
 
 class AdminSettings(BaseModel):
@@ -76,6 +83,7 @@ class Settings(BaseSettings):
     transforms: TransformSettings = TransformSettings()
     small_objects: SmallObjectSettings = SmallObjectSettings()
     backends: dict[str, dict[str, Any]] = {}
+    cache: CacheSettings = CacheSettings()
 
     @field_validator("backends")
     @classmethod

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from components import chromium_binary, nginx_binary  # noqa: F401  (fixtures)
 from s3_server import MotoServer, terminate
@@ -116,6 +117,26 @@ class Server:
         return terminate(self.process, timeout)
 
 
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(server: Server) -> Samples:
+    """Every sample of the server's /metrics, by name and labels."""
+    response = httpx.get(server.url + "/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value (0 when absent)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
 def get(server: Server, path: str, **headers: str) -> httpx.Response:
     """GET ``path`` from ``server`` with the given request headers."""
     return httpx.get(server.url + path, headers=headers, timeout=20)
@@ -144,6 +165,21 @@ def abort_after_first_bytes(server: Server, path: str, read: int = 65536) -> Non
         assert received >= read
     finally:
         reset(sock)
+
+
+def local_server_settings(root: Path, chunk_size: int | None = None, **server: object) -> str:
+    """A settings file with ``[server]`` keys (values as TOML text) and one local backend, ``local``."""
+    lines = "\n".join(f"{key} = {value}" for key, value in server.items())
+    chunk_line = f"chunk_size = {chunk_size}" if chunk_size is not None else ""
+    return f"""
+[server]
+{lines}
+
+[backends.local]
+kind = "local"
+root = "{root}"
+{chunk_line}
+"""
 
 
 def write_settings(config_dir: Path, text: str, plugins: tuple[str, ...] = ()) -> Path:

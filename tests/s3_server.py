@@ -91,9 +91,26 @@ class MotoServer:
 
     def backend_settings(self, name: str, bucket: str, **extra: object) -> str:
         """A ``[backends.NAME]`` table for ``bucket`` on this server."""
-        table = self.backend_values(bucket, **extra)
-        lines = [f"[backends.{name}]"] + [f"{key} = {_toml(value)}" for key, value in table.items()]
-        return "\n".join(lines) + "\n"
+        return toml_table(f"backends.{name}", self.backend_values(bucket, **extra))
+
+
+def result_store_table(endpoint_url: str, bucket: str, **extra: object) -> dict[str, object]:
+    """The keys of a ``[cache.s3]`` table for ``bucket`` at ``endpoint_url``."""
+    return {
+        "bucket": bucket,
+        "prefix": "variants",
+        "endpoint_url": endpoint_url,
+        "region": REGION,
+        "access_key_id": ACCESS_KEY_ID,
+        "secret_access_key": SECRET_ACCESS_KEY,
+        "timeout": 2,
+        **extra,
+    }
+
+
+def toml_table(name: str, table: dict[str, object]) -> str:
+    """``[name]`` and its keys, as TOML."""
+    return "\n".join([f"[{name}]"] + [f"{key} = {_toml(value)}" for key, value in table.items()]) + "\n"
 
 
 def _toml(value: object) -> str:

@@ -182,7 +182,7 @@ def test_plugins_lists_the_builtins_with_hooks_kinds_and_versions(site: Site) ->
         "module": "mediasrv_s3",
         "distribution": "mediasrv",
         "version": VERSION,
-        "hooks": ["mediasrv_register_backends"],
+        "hooks": ["mediasrv_register_backends", "mediasrv_register_result_stores"],
         "kinds": ["s3"],
         "operations": [],
     }
@@ -265,7 +265,7 @@ def test_admin_page_renders_the_backends_as_a_table(site: Site) -> None:
 
 def test_admin_page_lists_the_plugins(site: Site) -> None:
     rows = read_table(admin_get(site.server, "/admin/").text, "plugins")
-    assert ["s3", "mediasrv_s3", "mediasrv", VERSION, "mediasrv_register_backends", "s3", ""] in rows
+    assert ["s3", "mediasrv_s3", "mediasrv", VERSION, "mediasrv_register_backends, mediasrv_register_result_stores", "s3", ""] in rows
     transforms = ["mediasrv.transforms.operations", "mediasrv", VERSION, "mediasrv_register_transforms", ""]
     assert ["transforms", *transforms, "blur, sharpen"] in rows
 

@@ -143,15 +143,17 @@ def test_plugins_lists_the_installed_ones_and_the_settings_ones(tmp_path: Path) 
     assert ["s3", "mediasrv_s3", "mediasrv", VERSION, "s3", "-"] in rows
     assert ["memory_backend", "memory_backend", "-", "-", "memory", "-"] in rows
     assert ["transforms", "mediasrv.transforms.operations", "mediasrv", VERSION, "-", "blur, sharpen"] in rows
-    assert len(rows) == 6
+    assert ["disk", "mediasrv.cache.disk", "mediasrv", VERSION, "-", "-"] in rows  # the disk result store
+    assert len(rows) == 7
 
 
 def test_plugins_without_a_settings_file_lists_the_installed_ones(tmp_path: Path) -> None:
     result = mediasrv("plugins", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     plugins = json.loads(result.stdout)["plugins"]
-    assert [plugin["name"] for plugin in plugins] == ["http", "local", "s3", "transforms"]
-    assert plugins[0]["hooks"] == ["mediasrv_register_backends"]
+    assert [plugin["name"] for plugin in plugins] == ["disk", "http", "local", "s3", "transforms"]
+    assert plugins[0]["hooks"] == ["mediasrv_register_result_stores"]
+    assert plugins[1]["hooks"] == ["mediasrv_register_backends"]
 
 
 def test_plugins_with_a_named_but_missing_file_is_exit_2(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import mediasrv
 from conftest import PROJECT_DIR
-from mediasrv import errors, testing
+from mediasrv import cache, errors, testing
 
 GUIDE_PATH = PROJECT_DIR / "docs" / "writing-a-backend.md"
 GUIDE = GUIDE_PATH.read_text()
@@ -79,3 +79,8 @@ def test_transform_guide_quotes_its_test_plugin() -> None:
 
 def test_transform_guide_is_linked_from_the_readme() -> None:
     assert "(docs/writing-a-transform.md)" in (PROJECT_DIR / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", [name for name in cache.__all__ if name not in ("ResultCache", "CacheSettings")])
+def test_result_store_guide_covers(name: str) -> None:
+    assert f"`{name}" in (PROJECT_DIR / "docs" / "writing-a-result-store.md").read_text()

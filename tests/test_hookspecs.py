@@ -15,6 +15,7 @@ HOOKS = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) i
 GUIDES = {
     "mediasrv_register_backends": "writing-a-backend.md",
     "mediasrv_register_transforms": "writing-a-transform.md",
+    "mediasrv_register_result_stores": "writing-a-result-store.md",
 }
 # Hooks whose guide walks through a complete distribution under examples/ (the transform
 # guide quotes its test plugin instead, tests/plugins/grayscale_transform.py).
@@ -22,7 +23,7 @@ EXAMPLE_DISTRIBUTION_HOOKS = ["mediasrv_register_backends"]
 
 
 def test_there_are_hooks() -> None:
-    assert HOOKS == ["mediasrv_register_backends", "mediasrv_register_transforms"]
+    assert HOOKS == ["mediasrv_register_backends", "mediasrv_register_result_stores", "mediasrv_register_transforms"]
     assert set(GUIDES) == set(HOOKS)
 
 

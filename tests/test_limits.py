@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Server, reset, wait_until
+from conftest import Server, local_server_settings, reset, wait_until
 
 SPARSE_SIZE = 512 * 1024 * 1024
 SEND_TIMEOUT = 1.5
@@ -30,16 +30,7 @@ def media_dir(tmp_path: Path) -> Path:
 
 
 def settings(media_dir: Path, **server: object) -> str:
-    lines = "\n".join(f"{key} = {value}" for key, value in server.items())
-    return f"""
-[server]
-{lines}
-
-[backends.local]
-kind = "local"
-root = "{media_dir}"
-chunk_size = 262144
-"""
+    return local_server_settings(media_dir, chunk_size=262144, **server)
 
 
 def stalled_download(server: Server, path: str = "/media/local/sparse.bin") -> socket.socket:

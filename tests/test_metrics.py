@@ -11,9 +11,18 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import Server, abort_after_first_bytes, get, open_stalled_stream, reset, start_server, wait_until
+from conftest import (
+    Server,
+    abort_after_first_bytes,
+    get,
+    open_stalled_stream,
+    reset,
+    scrape,
+    start_server,
+    value,
+    wait_until,
+)
 
 BIG = 64 * 1024 * 1024
 SETTINGS = f"""
@@ -30,24 +39,6 @@ generated = {{ "big.bin" = {BIG}, "dying.bin" = 1000000 }}
 fail_after = {{ "dying.bin" = 300000 }}
 errors = {{ "slow.bin" = "timeout", "refused.bin" = "upstream" }}
 """
-
-Labels = dict[str, str]
-
-
-def scrape(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of /metrics, by name and labels."""
-    response = httpx.get(server.url + "/metrics", timeout=10)
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ from pathlib import Path
 import httpx
 
 from conftest import PROJECT_DIR, start_server
+from mediasrv.cache import CacheSettings
 from mediasrv.redaction import MASK
 from mediasrv.settings import AdminSettings, ServerSettings
 from mediasrv.transforms.settings import TransformSettings
 from mediasrv_http import HttpSettings
-from mediasrv_s3 import S3Settings
+from mediasrv_s3 import S3Settings, S3StoreSettings
 
 README = (PROJECT_DIR / "README.md").read_text()
 
@@ -103,6 +104,14 @@ def test_readme_layout_names_every_module_and_only_existing_ones() -> None:
     assert modules <= named, f"missing from the Layout table: {sorted(modules - named)}"
     missing = sorted(path for path in named if not (PROJECT_DIR / path).exists())
     assert not missing, f"the Layout table names what does not exist: {missing}"
+
+
+def test_readme_cache_example_is_valid_and_shows_every_setting() -> None:
+    document = tomllib.loads(code_block("toml", "[cache.s3]"))["cache"]
+    settings = CacheSettings.model_validate(document)
+    assert set(document) - {"s3"} == set(CacheSettings.model_fields)
+    assert set(document["s3"]) == set(S3StoreSettings.model_fields)
+    assert S3StoreSettings.model_validate(settings.store_tables()["s3"]).prefix == "v1/"
 
 
 def test_readme_and_settings_toml_show_every_transforms_key() -> None:

@@ -79,7 +79,7 @@ def test_nested_secret_keys_are_masked() -> None:
 
 
 def test_passwords_in_urls_are_masked() -> None:
-    assert redact(url="https://user:hunter2@example.com:8443/a?b=c")["url"] == f"https://user:{MASK}@example.com:8443/a?b=c"
+    assert redact(url="https://user:hunter2@example.com:8443/a")["url"] == f"https://user:{MASK}@example.com:8443/a"
     assert redact(mirrors=["http://a:b@m1/", "http://m2/"])["mirrors"] == [f"http://a:{MASK}@m1/", "http://m2/"]
     assert redact(url="mailto:someone@example.com")["url"] == "mailto:someone@example.com"
     assert redact(url="https://user@example.com/")["url"] == "https://user@example.com/"
@@ -87,3 +87,21 @@ def test_passwords_in_urls_are_masked() -> None:
 
 def test_an_unparseable_url_with_credentials_is_masked_whole() -> None:
     assert redact(url="http://u:p@[::1/")["url"] == MASK
+
+
+class UrlSettings(BackendSettings):
+    base_url: str = ""
+    health_path: str = ""
+    note: str = ""
+    mirrors: list[str] = []
+
+
+def test_query_values_of_urls_and_url_paths_are_masked() -> None:
+    def masked(**values: object) -> dict[str, object]:
+        return redacted_settings(UrlSettings(kind="x", **values))  # type: ignore[arg-type]
+
+    assert masked(health_path="/health?token=s3cr3t&x")["health_path"] == f"/health?token={MASK}&x"
+    assert masked(health_path="healthz?k=v#frag")["health_path"] == f"healthz?k={MASK}#{MASK}"
+    assert masked(base_url="https://u:p@h/a?sig=abc")["base_url"] == f"https://u:{MASK}@h/a?sig={MASK}"
+    assert masked(mirrors=["http://m/?t=1"])["mirrors"] == [f"http://m/?t={MASK}"]
+    assert masked(note="why? because")["note"] == "why? because"  # not URL-like: left alone

@@ -93,8 +93,7 @@ class ImageService:
             check_preconditions(conditions, variant)
         except NotModified:
             return MediaResponse(304, [*validator_headers(variant, backend.settings.cache_control), *vary])
-        source = await self._timed_fetch(backend, key, info)
-        result = await self._render_variant(source, self.plan(options, token, backend.name))
+        result = await self._variant(backend, key, info, variant.etag, self.plan(options, token, backend.name))
         variant = replace(variant, size=len(result.body))
         return self._variant_response(request, backend, key, conditions, variant, result, vary)
 
@@ -123,6 +122,14 @@ class ImageService:
     def plan(self, options: TransformOptions, token: str, backend: str) -> RenderPlan:
         """The worker's instructions for these options."""
         return render_plan(options, token, self.settings, self.operations, backend)
+
+    async def _variant(
+        self, backend: StorageBackend, key: str, info: ObjectInfo, etag: str | None, plan: RenderPlan
+    ) -> RenderResult:
+        """The source read and rendered. ``etag`` is the variant's derived ETag: the result
+        cache wraps this method to look the variant up before any source byte is read."""
+        source = await self._timed_fetch(backend, key, info)
+        return await self._render_variant(source, plan)
 
     async def _fetch_source(self, backend: StorageBackend, key: str, info: ObjectInfo) -> bytes:
         """The source's bytes, at most ``max_source_bytes`` (422 beyond, reading stops there);

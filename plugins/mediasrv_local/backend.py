@@ -34,7 +34,6 @@ from mediasrv import (
 _FILE_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
-_pread = aiofiles.os.wrap(os.pread)
 _close = aiofiles.os.wrap(os.close)
 
 
@@ -54,6 +53,7 @@ class OpenedFile:
     first_chunk: bytes
     next_offset: int
     remaining: int
+    identity: tuple[int, int]  # size and mtime_ns when opened: a change means mixed versions
 
 
 class LocalBackend(StorageBackend):
@@ -111,7 +111,8 @@ class LocalBackend(StorageBackend):
         """Open, check conditions and range, read the first chunk; runs in a worker thread."""
         fd = self._open_fd(key)
         try:
-            info = _object_info(os.fstat(fd))
+            status = os.fstat(fd)
+            info = _object_info(status)
             check_preconditions(conditions, info)
             content_range = None
             if byte_range is not None and range_applies(conditions, info):
@@ -128,7 +129,13 @@ class LocalBackend(StorageBackend):
         if remaining == 0:
             os.close(fd)
         return OpenedFile(
-            info, content_range, fd if remaining else None, first_chunk, offset + len(first_chunk), remaining
+            info,
+            content_range,
+            fd if remaining else None,
+            first_chunk,
+            offset + len(first_chunk),
+            remaining,
+            _identity(status),
         )
 
     def _open_fd(self, key: str) -> int:
@@ -200,6 +207,7 @@ class FileChunks(ChunkReader):
 
     def __init__(self, opened: OpenedFile, chunk_size: int) -> None:
         self.fd = opened.fd
+        self.identity = opened.identity
         self.pending = opened.first_chunk
         self.offset = opened.next_offset
         self.remaining = opened.remaining
@@ -211,7 +219,9 @@ class FileChunks(ChunkReader):
             return first
         if self.remaining <= 0 or self.fd is None:
             return b""
-        chunk: bytes = await _pread(self.fd, min(self.chunk_size, self.remaining), self.offset)
+        size = min(self.chunk_size, self.remaining)
+        last = size == self.remaining
+        chunk: bytes = await _read_chunk(self.fd, size, self.offset, self.identity if last else None)
         if not chunk:
             raise UpstreamError("file shrank while being read")
         self.offset += len(chunk)
@@ -222,6 +232,23 @@ class FileChunks(ChunkReader):
         if self.fd is not None:
             fd, self.fd = self.fd, None
             await _close(fd)
+
+
+def _read_chunk_sync(fd: int, size: int, offset: int, identity: tuple[int, int] | None) -> bytes:
+    """``size`` bytes at ``offset``; for the last chunk (``identity`` given) the file must still
+    be the one opened, checked before that chunk goes out, so a file overwritten while served
+    gives the client a truncated transfer, not a clean 200 mixing two versions under one ETag."""
+    chunk = os.pread(fd, size, offset)
+    if identity is not None and _identity(os.fstat(fd)) != identity:
+        raise UpstreamError("file changed while being read")
+    return chunk
+
+
+_read_chunk = aiofiles.os.wrap(_read_chunk_sync)
+
+
+def _identity(result: os.stat_result) -> tuple[int, int]:
+    return result.st_size, result.st_mtime_ns
 
 
 def _object_info(result: os.stat_result) -> ObjectInfo:

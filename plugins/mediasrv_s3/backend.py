@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 
 from mediasrv import (
     BackendSettings,
@@ -34,6 +34,7 @@ from mediasrv_s3.errors import translate
 from mediasrv_s3.parts import ObjectChanged, Part, PartBody, PartStream, first_part_request, plan_parts
 
 if TYPE_CHECKING:
+    from aiobotocore.session import ClientCreatorContext
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.type_defs import GetObjectOutputTypeDef, HeadObjectOutputTypeDef
 
@@ -44,8 +45,8 @@ UNTYPED = frozenset({"binary/octet-stream", ""})
 MIB = 1024 * 1024
 
 
-class S3Settings(BackendSettings):
-    """``[backends.NAME]`` with ``kind = "s3"``."""
+class S3Connection(BaseModel):
+    """Where a bucket is and how to reach it: the keys the S3 backend and the S3 result store share."""
 
     bucket: str = Field(min_length=1, pattern=r"^[^/\s]+$")
     prefix: str = Field(default="", description="folder inside the bucket; keys are read under it")
@@ -62,11 +63,6 @@ class S3Settings(BackendSettings):
         description="connections to S3 per worker (max_pool_connections: its former name)",
     )
     timeout: float = Field(default=10.0, gt=0, le=3600, description="connect and per-read, seconds")
-    parallel_threshold: int = Field(
-        default=16 * MIB, ge=0, description="bytes to send above which they are fetched in parallel parts"
-    )
-    part_size: int = Field(default=4 * MIB, ge=1024, le=5 * 1024 * MIB, description="bytes per ranged GET")
-    parallel_parts: int = Field(default=8, ge=1, le=64, description="connections per stream; 1: one GET per request")
 
     @property
     def max_pool_connections(self) -> int:
@@ -87,6 +83,39 @@ class S3Settings(BackendSettings):
         if bool(self.access_key_id.get_secret_value()) != bool(self.secret_access_key.get_secret_value()):
             raise ValueError("set both access_key_id and secret_access_key, or neither (the AWS credential chain)")
         return self
+
+
+class S3Settings(S3Connection, BackendSettings):
+    """``[backends.NAME]`` with ``kind = "s3"``."""
+
+    parallel_threshold: int = Field(
+        default=16 * MIB, ge=0, description="bytes to send above which they are fetched in parallel parts"
+    )
+    part_size: int = Field(default=4 * MIB, ge=1024, le=5 * 1024 * MIB, description="bytes per ranged GET")
+    parallel_parts: int = Field(default=8, ge=1, le=64, description="connections per stream; 1: one GET per request")
+
+
+def create_client(settings: S3Connection, attempts: int, spare_connections: int = 1) -> ClientCreatorContext[S3Client]:
+    """The one pooled aiobotocore client of a backend or store (enter it to open the pool)."""
+    config = AioConfig(
+        max_pool_connections=settings.max_connections + spare_connections,
+        connect_timeout=settings.timeout,
+        read_timeout=settings.timeout,
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        # botocore would CRC32 every whole-object body as it streams (about a tenth of the
+        # CPU of a large stream, make bench) and compare on the final empty read: after the
+        # client has had every byte, so a mismatch could change nothing it receives.
+        response_checksum_validation="when_required",
+    )
+    return get_session().create_client(
+        "s3",
+        endpoint_url=settings.endpoint_url or None,
+        region_name=settings.region or None,
+        aws_access_key_id=settings.access_key_id.get_secret_value() or None,
+        aws_secret_access_key=settings.secret_access_key.get_secret_value() or None,
+        verify=settings.verify_tls,
+        config=config,
+    )
 
 
 class S3Backend(StorageBackend):
@@ -118,27 +147,7 @@ class S3Backend(StorageBackend):
         )
 
     async def start(self) -> None:
-        settings = self.settings
-        config = AioConfig(
-            max_pool_connections=settings.max_connections + 1,
-            connect_timeout=settings.timeout,
-            read_timeout=settings.timeout,
-            retries={"mode": "standard", "total_max_attempts": self.attempts},
-            # botocore would CRC32 every whole-object body as it streams (about a tenth of the
-            # CPU of a large stream, make bench) and compare on the final empty read: after the
-            # client has had every byte, so a mismatch could change nothing it receives.
-            response_checksum_validation="when_required",
-        )
-        client = get_session().create_client(
-            "s3",
-            endpoint_url=settings.endpoint_url or None,
-            region_name=settings.region or None,
-            aws_access_key_id=settings.access_key_id.get_secret_value() or None,
-            aws_secret_access_key=settings.secret_access_key.get_secret_value() or None,
-            verify=settings.verify_tls,
-            config=config,
-        )
-        self._client = await self._exit_stack.enter_async_context(client)
+        self._client = await self._exit_stack.enter_async_context(create_client(self.settings, self.attempts))
 
     async def stop(self) -> None:
         await self._exit_stack.aclose()

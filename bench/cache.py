@@ -1,0 +1,166 @@
+"""Result cache benchmarks (issue 16): a cached variant's requests per second against the same
+bytes served as a plain local file by the same server, and ten widths of one 4 MP S3 photo
+cold (rendered) with and without the source cache, and warm (result cache hits).
+
+Two mediasrv instances over one moto bucket, each with its own disk cache; the second keeps
+no originals (``source_max_bytes = 0``). Subjects are measured interleaved, run by run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pyvips
+
+from bench import load
+from bench.report import Row, Section, Target
+from bench.servers import MotoServer, Process, free_port, spawn_mediasrv
+
+BUCKET = "bench-cache"
+PHOTO = "photo.jpg"
+PLAIN = "variant.jpg"  # the cached variant's bytes, as a plain file beside the photo
+VARIANT_QUERY = "?width=400&format=webp"
+PLAIN_ROW = "plain local file (same bytes)"
+CACHED_ROW = "cached variant (disk tier)"
+COLD_OFF, COLD_ON, WARM = "cold, no source cache", "cold, source cache", "warm (result cache hits)"
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """Sizes, runs and load durations of the cache benchmarks."""
+
+    photo: tuple[int, int]  # the S3 photo's width and height
+    runs: int
+    seconds: int
+    connections: int = 64
+    widths: tuple[int, ...] = (160, 240, 320, 400, 480, 640, 800, 960, 1120, 1280)
+
+
+FULL = CachePlan(photo=(2304, 1728), runs=5, seconds=5)  # 4 MP
+SMOKE = CachePlan(photo=(640, 480), runs=1, seconds=1)
+
+
+@dataclass
+class Instances:
+    with_sources: Process
+    without_sources: Process
+
+
+def photo_jpeg(width: int, height: int) -> bytes:
+    """A photo-like JPEG (gradient and noise), so decoding and encoding cost what a photo's do."""
+    xyz = pyvips.Image.xyz(width, height)
+    gradient = (xyz[0] * (200 / width) + xyz[1] * (50 / height)).cast("uchar")
+    noise = pyvips.Image.gaussnoise(width, height, sigma=12, mean=128).cast("uchar")
+    return bytes(gradient.bandjoin([noise, gradient]).copy(interpretation="srgb").jpegsave_buffer(Q=85))
+
+
+def settings(moto: MotoServer, media: Path, cache: Path, source_max_bytes: int) -> str:
+    return (
+        "[transforms]\nallow_unsigned = true\n\n"
+        f'[backends.disk]\nkind = "local"\nroot = "{media}"\n\n'
+        + moto.backend_settings("s3", BUCKET)
+        + f'\n[cache]\npath = "{cache}"\nsource_max_bytes = {source_max_bytes}\n'
+    )
+
+
+@contextmanager
+def running(workdir: Path, plan: CachePlan) -> Iterator[Instances]:
+    """moto with the photo, and the two instances."""
+    media = workdir / "cache-media"
+    media.mkdir(mode=0o755)
+    photo = photo_jpeg(*plan.photo)
+    (media / PHOTO).write_bytes(photo)
+    with ExitStack() as stack:
+        moto = MotoServer(free_port(), str(workdir / "cache-moto.log"))
+        moto.start()
+        stack.callback(moto.stop)
+        moto.client().create_bucket(Bucket=BUCKET)
+        moto.client().put_object(Bucket=BUCKET, Key=PHOTO, Body=photo, ContentType="image/jpeg")
+        instances = []
+        for name, keep in (("mediasrv-cache", 256 * 1024 * 1024), ("mediasrv-cache-nosource", 0)):
+            process = spawn_mediasrv(name, workdir, settings(moto, media, workdir / f"{name}-folder", keep))
+            stack.callback(process.stop)
+            instances.append(process)
+        for process in instances:
+            process.wait_listening()
+        yield Instances(*instances)
+
+
+def measure(workdir: Path, smoke: bool) -> tuple[list[Section], list[Target]]:
+    """Both sections and their targets."""
+    plan = SMOKE if smoke else FULL
+    with running(workdir, plan) as instances:
+        prepare_plain_copy(instances.with_sources, workdir / "cache-media")
+        sections = [rps_section(instances.with_sources, plan), widths_section(instances, plan)]
+    return sections, targets(sections)
+
+
+def prepare_plain_copy(server: Process, media: Path) -> None:
+    """Render the variant once (now it is cached), and write its bytes beside the photo."""
+    response = httpx.get(server.url(f"/media/disk/{PHOTO}{VARIANT_QUERY}"), timeout=60)
+    response.raise_for_status()
+    (media / PLAIN).write_bytes(response.content)
+
+
+def rps_section(server: Process, plan: CachePlan) -> Section:
+    title = f"Cached variant vs plain file, {plan.connections} connections"
+    urls = {
+        PLAIN_ROW: server.url(f"/media/disk/{PLAIN}"),
+        CACHED_ROW: server.url(f"/media/disk/{PHOTO}{VARIANT_QUERY}"),
+    }
+    if not load.have_wrk():
+        return Section(title, "req/s", [Row(name, skipped="wrk is not installed") for name in urls])
+    samples: dict[str, list[float]] = {name: [] for name in urls}
+    for _ in range(plan.runs):
+        for name, url in urls.items():
+            samples[name].append(load.requests_per_second(url, plan.connections, plan.seconds))
+    rows = [Row(name, values) for name, values in samples.items()]
+    return Section(title, "req/s", rows, references=(PLAIN_ROW,))
+
+
+def widths_section(instances: Instances, plan: CachePlan) -> Section:
+    """Total time for the ten widths, one after another: purged first (cold), then again (warm)."""
+    width, height = plan.photo
+    title = f"Ten widths of one {width * height / 1e6:.1f} MP S3 photo, one after another"
+    samples: dict[str, list[float]] = {COLD_OFF: [], COLD_ON: [], WARM: []}
+    for _ in range(plan.runs):
+        for name, server in ((COLD_OFF, instances.without_sources), (COLD_ON, instances.with_sources)):
+            purge(server)
+            samples[name].append(ten_widths(server, plan))
+        samples[WARM].append(ten_widths(instances.with_sources, plan))
+    note = "each run purged first: variants and the kept original"
+    rows = [Row(name, values, note=note if name != WARM else "") for name, values in samples.items()]
+    return Section(title, "ms", rows, references=(COLD_OFF,))
+
+
+def purge(server: Process) -> None:
+    response = httpx.delete(server.url(f"/admin/cache/s3/{PHOTO}"), timeout=30)  # loopback: no token needed
+    response.raise_for_status()
+
+
+def ten_widths(server: Process, plan: CachePlan) -> float:
+    """Milliseconds to GET every width in turn (WebP), each checked."""
+    started = time.perf_counter()
+    with httpx.Client(timeout=60) as client:
+        for width in plan.widths:
+            response = client.get(server.url(f"/media/s3/{PHOTO}?width={width}&format=webp"))
+            if response.status_code != 200 or response.content[8:12] != b"WEBP":
+                raise load.LoadError(f"width {width}: status {response.status_code}")
+    return (time.perf_counter() - started) * 1000
+
+
+def targets(sections: list[Section]) -> list[Target]:
+    rps, widths = sections
+
+    def ratio(section: Section, name: str) -> float | None:
+        return section.ratio(section.row(name))
+
+    return [
+        Target("Cached variant req/s / plain file req/s", ratio(rps, CACHED_ROW), 0.8, True),
+        Target("Ten widths cold: time with source cache / without", ratio(widths, COLD_ON), 1.0, False),
+    ]
