@@ -9,7 +9,10 @@ because uvicorn imports them by name:
 - ``sync_s3_app``: the sync botocore pattern: one boto3 client, ``get_object()["Body"]``
   iterated by its default iterator (1 KiB) in a sync generator, which Starlette runs in
   its thread pool one chunk at a time;
-- ``upstream_app``: an aiohttp static file server, the HTTP backend's upstream.
+- ``upstream_app``: an aiohttp static file server, the HTTP backend's upstream;
+- ``ceiling_app``: a bare ASGI app answering every request with the bytes of one file under
+  ``BENCH_ROOT`` (``BENCH_CEILING_FILE``), read once into memory: no framework, no disk, no
+  work, so its requests per second are the most any app can get from this uvicorn.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bench.servers import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 
@@ -71,6 +75,22 @@ def sync_s3_get(request: Request) -> Response:
         yield from answer["Body"]
 
     return StreamingResponse(body(), media_type="application/octet-stream")
+
+
+@cache
+def _ceiling_response() -> tuple[list[tuple[bytes, bytes]], bytes]:
+    body = (Path(os.environ["BENCH_ROOT"]) / os.environ["BENCH_CEILING_FILE"]).read_bytes()
+    headers = [(b"content-type", b"image/jpeg"), (b"content-length", str(len(body)).encode())]
+    return headers, body
+
+
+async def ceiling_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The same bytes for every HTTP request, from memory, headers prebuilt."""
+    if scope["type"] != "http":
+        return  # lifespan: nothing to set up (uvicorn's "auto" mode carries on without it)
+    headers, body = _ceiling_response()
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 files_app = Starlette(routes=[Route("/files/{key:path}", serve_file)])

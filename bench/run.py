@@ -23,6 +23,7 @@ from pathlib import Path
 from bench import cache, load, renders
 from bench.report import MIB, Row, Section, Target, machine, machine_line, table, write_json
 from bench.servers import (
+    UNCAPPED,
     MotoServer,
     Process,
     free_port,
@@ -35,6 +36,8 @@ from bench.servers import (
 
 BENCH_DIR = Path(__file__).resolve().parent
 BUCKET = "bench-media"
+CEILING = "bare ASGI app, from memory, no log"
+QUIET = UNCAPPED + "access_log = false\n"  # mediasrv without its access log
 KIB = 1024
 ONE_GET = "mediasrv s3, one GET"  # parallel_parts = 1
 PARTS = "mediasrv s3, parallel parts"
@@ -99,7 +102,9 @@ class Servers:
     moto: MotoServer
     mediasrv: Process
     mediasrv_memory: Process  # a fresh instance, used for nothing but the memory figures
+    mediasrv_quiet: Process  # without its access log: what the log costs a small file
     files: Process
+    ceiling: Process  # the bare ASGI app: uvicorn's own requests per second
     naive: Process
     sync: Process
     upstream: Process
@@ -154,13 +159,21 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int], plan: Plan
         upstream = started(spawn_upstream(workdir, data))
         capped = spawn_capped_proxy(workdir, moto.port, plan.cap)
         backends = mediasrv_backends(moto, data, upstream.port, capped, plan)
-        env = {"BENCH_ROOT": str(data), "BENCH_S3_ENDPOINT": moto.endpoint_url, "BENCH_BUCKET": BUCKET}
+        env = {
+            "BENCH_ROOT": str(data),
+            "BENCH_S3_ENDPOINT": moto.endpoint_url,
+            "BENCH_BUCKET": BUCKET,
+            "BENCH_CEILING_FILE": "small.jpg",
+        }
         nginx = spawn_nginx(workdir, data)
         servers = Servers(
             moto=moto,
             mediasrv=started(spawn_mediasrv("mediasrv", workdir, backends)),
             mediasrv_memory=started(spawn_mediasrv("mediasrv-memory", workdir, backends)),
+            mediasrv_quiet=started(spawn_mediasrv("mediasrv-quiet", workdir, backends, QUIET)),
             files=started(spawn_uvicorn("fileresponse", "bench.apps:files_app", workdir, env)),
+            # No access log at all: the most any app can get from this uvicorn.
+            ceiling=started(spawn_uvicorn("ceiling", "bench.apps:ceiling_app", workdir, env, "--no-access-log")),
             naive=started(spawn_uvicorn("naive-async", "bench.apps:naive_s3_app", workdir, env)),
             sync=started(spawn_uvicorn("sync-boto3", "bench.apps:sync_s3_app", workdir, env)),
             upstream=upstream,
@@ -173,7 +186,9 @@ def running_servers(workdir: Path, data: Path, sizes: dict[str, int], plan: Plan
         for process in (
             servers.mediasrv,
             servers.mediasrv_memory,
+            servers.mediasrv_quiet,
             servers.files,
+            servers.ceiling,
             servers.naive,
             servers.sync,
             upstream,
@@ -400,6 +415,8 @@ def measure_all(servers: Servers, plan: Plan) -> list[Section]:
             {
                 "Starlette FileResponse": servers.files.url("/files/small.jpg"),
                 "mediasrv local": media.url("/media/disk/small.jpg"),
+                "mediasrv local, access log off": servers.mediasrv_quiet.url("/media/disk/small.jpg"),
+                CEILING: servers.ceiling.url("/small.jpg"),
                 "nginx (sendfile)": nginx.url("/small.jpg") if nginx else None,
             },
             plan,
@@ -465,6 +482,12 @@ def targets(sections: list[Section], plan: Plan) -> list[Target]:
             f"{local_small}: mediasrv req/s / FileResponse req/s",
             quotient(median(local_small, "mediasrv local"), median(local_small, "Starlette FileResponse")),
             2,
+            True,
+        ),
+        Target(
+            f"{local_small}: mediasrv req/s / bare ASGI ceiling req/s",
+            quotient(median(local_small, "mediasrv local"), median(local_small, CEILING)),
+            0.5,
             True,
         ),
         Target(

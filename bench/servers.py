@@ -110,9 +110,9 @@ def spawn_mediasrv(name: str, workdir: Path, backends: str, server: str = UNCAPP
     return spawn(name, argv, workdir)
 
 
-def spawn_uvicorn(name: str, app: str, workdir: Path, env: dict[str, str]) -> Process:
-    """``uvicorn bench.apps:APP`` with mediasrv's uvicorn settings."""
-    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "{port}", *UVICORN_FLAGS]
+def spawn_uvicorn(name: str, app: str, workdir: Path, env: dict[str, str], *flags: str) -> Process:
+    """``uvicorn bench.apps:APP`` with mediasrv's uvicorn settings (and ``flags``)."""
+    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "{port}", *UVICORN_FLAGS, *flags]
     return spawn(name, argv, workdir, bench_environment(**env))
 
 

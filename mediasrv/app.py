@@ -19,11 +19,13 @@ from mediasrv.cache.metrics import CacheMetrics
 from mediasrv.cache.service import CachedImageService
 from mediasrv.configuration import Configuration, load_configuration
 from mediasrv.demo import DemoPage
+from mediasrv.fastpath import MediaServer, endpoint_app
 from mediasrv.health import HealthMonitor
 from mediasrv.inventory import Inventory
 from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
 from mediasrv.metrics import Metrics
+from mediasrv.objectcache import SmallObjectCache, SmallObjectLayer
 from mediasrv.observer import InFlight, RequestObserver
 from mediasrv.probes import probe_routes
 from mediasrv.protocol import set_protocol_limits
@@ -85,7 +87,7 @@ def create_app(configuration: Configuration) -> FastAPI:
             if access_log is not None:
                 access_log.close()
 
-    app = FastAPI(
+    app = MediaServer(
         title="mediasrv",
         version=__version__,
         lifespan=lifespan,
@@ -96,6 +98,7 @@ def create_app(configuration: Configuration) -> FastAPI:
     )
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
+    app.route_media(small_object_layer(endpoint_app(media.handle), configuration, limiter))
     app.router.routes.extend(probe_routes(monitor, metrics))
     if settings.server.demo:
         demo = DemoPage(registry, settings.server.demo_backend, images.describe)
@@ -105,6 +108,15 @@ def create_app(configuration: Configuration) -> FastAPI:
     app.add_middleware(NoSniffMiddleware)
     app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log, in_flight=in_flight)
     return app
+
+
+def small_object_layer(app: ASGIApp, configuration: Configuration, limiter: StreamLimiter) -> ASGIApp:
+    """``app`` behind the memory cache of small objects, when ``[small_objects]`` enables it."""
+    settings = configuration.settings
+    if settings.small_objects.max_bytes == 0:
+        return app
+    cache = SmallObjectCache(settings.small_objects.max_bytes, settings.small_objects.max_object_bytes)
+    return SmallObjectLayer(app, configuration.registry, limiter, settings.server.send_timeout, cache)
 
 
 def _image_service(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, TypeVar
 
@@ -94,6 +94,14 @@ class StorageBackend(ABC):
         PreconditionFailed on its answer); the core evaluates them against the metadata
         anyway. Raise errors before returning: once returned, the response has started.
         """
+
+    def fingerprint(self, key: str) -> Hashable | None:
+        """A token of the version of ``key`` now, that changes whenever its bytes may have
+        changed; None when the backend can't tell without a round trip (the default) or
+        can't vouch for it yet. Called on the event loop, so it must not block: it lets the
+        core keep small objects in memory and check them on every request.
+        """
+        return None
 
     @abstractmethod
     async def health(self) -> Health:

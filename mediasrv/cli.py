@@ -8,7 +8,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from mediasrv.app import build_app
@@ -128,15 +129,25 @@ def plugins(args: argparse.Namespace) -> int:
 
 def new_backend(args: argparse.Namespace) -> int:
     """``mediasrv new-backend NAME``: write a backend plugin distribution to start from."""
-    from pathlib import Path
-
     from mediasrv.scaffold import backend_names, write_backend
 
-    target = write_backend(args.name, Path(args.dir))
     names = backend_names(args.name)
-    print(f"wrote {target}: the {names['class_name']} plugin (kind {args.name!r}). Next:")
+    return _scaffold(args, write_backend, f"the {names['class_name']} plugin (kind {args.name!r})", "backend.py")
+
+
+def new_transform(args: argparse.Namespace) -> int:
+    """``mediasrv new-transform NAME``: write a transform plugin distribution to start from."""
+    from mediasrv.scaffold import write_transform
+
+    return _scaffold(args, write_transform, f"the ?{args.name}= transform plugin", "operation.py")
+
+
+def _scaffold(args: argparse.Namespace, write: Callable[[str, Path], Path], what: str, module: str) -> int:
+    """Write the distribution for ``args.name`` in ``args.dir``, then say what to do next."""
+    target = write(args.name, Path(args.dir))
+    print(f"wrote {target}: {what}. Next:")
     print(f"  cd {target} && pip install -e '.[test]' && python -m pytest")
-    print(f"  then write {names['package']}/backend.py until the tests pass")
+    print(f"  then write mediasrv_{args.name}/{module} until the tests pass")
     return 0
 
 
@@ -229,6 +240,12 @@ def _parser() -> argparse.ArgumentParser:
     new_backend_parser.add_argument("name", help="the backend kind, e.g. sqlite (lower case, digits, _)")
     new_backend_parser.add_argument("--dir", default=".", help="folder to write it in (default: the current one)")
     new_backend_parser.set_defaults(run=new_backend)
+    new_transform_parser = commands.add_parser(
+        "new-transform", help="write a transform plugin distribution (package, entry point, tests) to start from"
+    )
+    new_transform_parser.add_argument("name", help="the query parameter, e.g. sepia (lower case, digits, _)")
+    new_transform_parser.add_argument("--dir", default=".", help="folder to write it in (default: the current one)")
+    new_transform_parser.set_defaults(run=new_transform)
     return parser
 
 

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from mediasrv.cache.settings import CacheSettings
+from mediasrv.objectcache import SmallObjectSettings
 from mediasrv.signing import SigningSettings
 from mediasrv.transforms.settings import TransformSettings
 
@@ -84,6 +85,7 @@ class Settings(BaseSettings):
     admin: AdminSettings = AdminSettings()
     signing: SigningSettings = SigningSettings()
     transforms: TransformSettings = TransformSettings()
+    small_objects: SmallObjectSettings = SmallObjectSettings()
     backends: dict[str, dict[str, Any]] = {}
     cache: CacheSettings = CacheSettings()
 

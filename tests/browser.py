@@ -17,19 +17,9 @@ from typing import Any
 import aiohttp
 import psutil
 
+from components import CHROMIUM_FLAGS
 from s3_server import terminate
 
-# The flags every Chromium in this project runs with (the brief's list), a fresh profile each time.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 START_TIMEOUT = 30.0
 CALL_TIMEOUT = 30.0
 

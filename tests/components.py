@@ -10,6 +10,19 @@ import shutil
 
 import pytest
 
+# Every headless Chromium a test starts runs with these (and a fresh --user-data-dir): without
+# the background-networking ones it tries the closed network, many connections at a time.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
 SYSTEM_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/usr/bin"])
 
 

@@ -17,21 +17,11 @@ import httpx
 import pytest
 from aiohttp import web
 
+from components import CHROMIUM_FLAGS
 from conftest import Server, start_server
 from mediasrv.content_types import needs_sandbox, normalise_content_type
 from s3_server import MotoServer
 from upstreams import Upstream, UpstreamLoop
-
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 
 
 @pytest.mark.parametrize(

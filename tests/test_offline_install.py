@@ -128,12 +128,8 @@ def test_fresh_venv_installs_from_wheels_offline_and_runs_the_plugins_tests(
 def test_new_backend_scaffold_installs_and_fails_only_where_code_is_missing(
     wheels: Path, fresh_venv: Path, mypy_cache: Path, tmp_path: Path
 ) -> None:
-    pip_install(fresh_venv, "mediasrv[testing]", find_links=wheels)
     bin_dir = fresh_venv / "bin"
-    run(bin_dir / "mediasrv", "new-backend", "sqlite", "--dir", tmp_path)
-    plugin = tmp_path / "mediasrv-sqlite"
-    # As the scaffold's README says: an editable install, so that the code written next is what runs.
-    run(sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "--no-index", "--no-build-isolation", "-e", plugin)
+    plugin = install_scaffold(wheels, fresh_venv, tmp_path, "new-backend", "sqlite")
     listed = run(bin_dir / "mediasrv", "plugins", cwd=tmp_path)
     assert re.search(r"^sqlite\s+mediasrv_sqlite\s+mediasrv-sqlite\s+0\.1\.0\s+sqlite\s+-$", listed.stdout, re.M)
     typed = run(bin_dir / "python", "-m", "mypy", "--cache-dir", mypy_cache, "mediasrv_sqlite", "tests", cwd=plugin)
@@ -160,6 +156,48 @@ def test_new_backend_scaffold_installs_and_fails_only_where_code_is_missing(
     written = plugin_tests(bin_dir / "python", plugin)
     assert written.returncode == 0, written.stdout
     assert re.search(r"\d+ passed", written.stdout) and "failed" not in written.stdout, written.stdout
+
+
+# What the newcomer writes into the transform scaffold's operation.py: the guide's grayscale.
+GRAYSCALE_OPERATION = """from typing import Any
+
+from mediasrv import flag as parse
+
+
+def apply(image: Any, enabled: bool) -> Any:
+    return image.colourspace("b-w") if enabled else image
+"""
+
+
+def test_new_transform_scaffold_installs_and_fails_only_where_code_is_missing(
+    wheels: Path, fresh_venv: Path, mypy_cache: Path, tmp_path: Path
+) -> None:
+    bin_dir = fresh_venv / "bin"
+    plugin = install_scaffold(wheels, fresh_venv, tmp_path, "new-transform", "grey")
+    listed = run(bin_dir / "mediasrv", "plugins", cwd=tmp_path)
+    assert re.search(r"^grey\s+mediasrv_grey\s+mediasrv-grey\s+0\.1\.0\s+-\s+grey$", listed.stdout, re.M), listed.stdout
+    typed = run(bin_dir / "python", "-m", "mypy", "--cache-dir", mypy_cache, "mediasrv_grey", "tests", cwd=plugin)
+    assert "Success" in typed.stdout
+    result = plugin_tests(bin_dir / "python", plugin)
+    summary = [line for line in result.stdout.splitlines() if line.startswith(("FAILED tests", "ERROR tests"))]
+    assert result.returncode == 1 and "1 passed" in result.stdout, result.stdout  # the plugin is registered
+    assert len(summary) == 3 and all(
+        line.startswith("FAILED") and "NotImplementedError: grey: parse() is not written yet" in line for line in summary
+    ), result.stdout
+
+    (plugin / "mediasrv_grey" / "operation.py").write_text(GRAYSCALE_OPERATION)
+    written = plugin_tests(bin_dir / "python", plugin)
+    assert written.returncode == 0 and "4 passed" in written.stdout, written.stdout
+
+
+def install_scaffold(wheels: Path, venv: Path, parent: Path, command: str, name: str) -> Path:
+    """mediasrv in ``venv``, then ``mediasrv COMMAND NAME`` in ``parent`` installed there; its folder."""
+    pip_install(venv, "mediasrv[testing]", find_links=wheels)
+    run(venv / "bin" / "mediasrv", command, name, "--dir", parent)
+    plugin = parent / f"mediasrv-{name}"
+    # As the scaffold's README says: an editable install, so that the code written next is what runs.
+    pip_install(venv, "--no-build-isolation", "-e", plugin)
+    return plugin
 
 
 def plugin_tests(python: Path, plugin: Path) -> subprocess.CompletedProcess[str]:

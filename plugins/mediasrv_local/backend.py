@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -73,6 +75,7 @@ class LocalBackend(StorageBackend):
     kind = "local"
     Settings = LocalSettings
     settings: LocalSettings
+    settle_seconds = 2.0  # the coarsest file timestamps (FAT) have 2 s; ext4, xfs, tmpfs a few ms
 
     def __init__(self, name: str, settings: BackendSettings) -> None:
         super().__init__(name, settings)
@@ -85,6 +88,24 @@ class LocalBackend(StorageBackend):
     async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
         opened = await acquire_in_thread(OpenedFile.close, self._open_sync, key, byte_range, conditions)
         return ObjectStream(opened.info, FileChunks(opened, self.settings.chunk_size), opened.content_range)
+
+    def fingerprint(self, key: str) -> Hashable | None:
+        """The file's device, inode, size, mtime and ctime: any write, replacement, chmod or
+        deletion changes them. None for a file changed in the last ``settle_seconds``: a
+        timestamp has a filesystem's granularity (up to 2 s), so a second write within the
+        same tick could keep all five the same.
+
+        One stat of a file just served (its inode cached): cheap enough for the event loop.
+        Following symlinks is safe: ``open`` confined the path when the entry was made, and
+        a link changed since then leads to another inode.
+        """
+        try:
+            result = os.stat(self.root + os.sep + key)  # the key is checked (validate_key): no "..", no "/" first
+        except (OSError, ValueError):
+            return None
+        if time.time() - max(result.st_mtime, result.st_ctime) < self.settle_seconds:
+            return None
+        return result.st_dev, result.st_ino, result.st_size, result.st_mtime_ns, result.st_ctime_ns
 
     async def health(self) -> Health:
         readable = await aiofiles.os.access(self.root, os.R_OK | os.X_OK)
