@@ -1,9 +1,11 @@
 """Result cache benchmarks (issue 16): a cached variant's requests per second against the same
-bytes served as a plain local file by the same server, and ten widths of one 4 MP S3 photo
-cold (rendered) with and without the source cache, and warm (result cache hits).
+bytes served as a plain local file by the same server and against thumbor's file result storage,
+and ten widths of one 4 MP S3 photo cold (rendered) with and without the source cache, and warm
+(result cache hits).
 
 Two mediasrv instances over one moto bucket, each with its own disk cache; the second keeps
-no originals (``source_max_bytes = 0``). Subjects are measured interleaved, run by run.
+no originals (``source_max_bytes = 0``). thumbor (when bench/.thumbor exists) loads the same photo
+from the folder with its file result storage on. Subjects are measured interleaved, run by run.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ import httpx
 import pyvips
 
 from bench import load
+from bench.renders import processes
 from bench.report import Row, Section, Target
-from bench.servers import MotoServer, Process, free_port, spawn_mediasrv
+from bench.servers import THUMBOR_MISSING, MotoServer, Process, free_port, spawn_mediasrv, spawn_thumbor
 
 BUCKET = "bench-cache"
 PHOTO = "photo.jpg"
 PLAIN = "variant.jpg"  # the cached variant's bytes, as a plain file beside the photo
 VARIANT_QUERY = "?width=400&format=webp"
+THUMBOR_PATH = f"/unsafe/400x0/filters:format(webp)/{PHOTO}"  # the same 400 px WebP, from thumbor
 PLAIN_ROW = "plain local file (same bytes)"
 CACHED_ROW = "cached variant (disk tier)"
+THUMBOR_ROW = "thumbor 7.8, file result storage"
 COLD_OFF, COLD_ON, WARM = "cold, no source cache", "cold, source cache", "warm (result cache hits)"
 
 
@@ -49,6 +54,7 @@ SMOKE = CachePlan(photo=(640, 480), runs=1, seconds=1)
 class Instances:
     with_sources: Process
     without_sources: Process
+    thumbor: Process | None
 
 
 def photo_jpeg(width: int, height: int) -> bytes:
@@ -86,9 +92,12 @@ def running(workdir: Path, plan: CachePlan) -> Iterator[Instances]:
             process = spawn_mediasrv(name, workdir, settings(moto, media, workdir / f"{name}-folder", keep))
             stack.callback(process.stop)
             instances.append(process)
-        for process in instances:
+        thumbor = spawn_thumbor(workdir, media, processes(), workdir / "thumbor-results", "thumbor-results")
+        if thumbor is not None:
+            stack.callback(thumbor.stop)
+        for process in [*instances, *([thumbor] if thumbor else [])]:
             process.wait_listening()
-        yield Instances(*instances)
+        yield Instances(instances[0], instances[1], thumbor)
 
 
 def measure(workdir: Path, smoke: bool) -> tuple[list[Section], list[Target]]:
@@ -96,7 +105,9 @@ def measure(workdir: Path, smoke: bool) -> tuple[list[Section], list[Target]]:
     plan = SMOKE if smoke else FULL
     with running(workdir, plan) as instances:
         prepare_plain_copy(instances.with_sources, workdir / "cache-media")
-        sections = [rps_section(instances.with_sources, plan), widths_section(instances, plan)]
+        if instances.thumbor is not None:
+            warm_thumbor(instances.thumbor, workdir / "thumbor-results")
+        sections = [rps_section(instances, plan), widths_section(instances, plan)]
     return sections, targets(sections)
 
 
@@ -107,19 +118,34 @@ def prepare_plain_copy(server: Process, media: Path) -> None:
     (media / PLAIN).write_bytes(response.content)
 
 
-def rps_section(server: Process, plan: CachePlan) -> Section:
+def warm_thumbor(thumbor: Process, results: Path) -> None:
+    """Render thumbor's variant once, and check that its result storage now holds it."""
+    response = httpx.get(thumbor.url(THUMBOR_PATH), timeout=60)
+    if response.status_code != 200 or response.content[8:12] != b"WEBP":
+        raise load.LoadError(f"thumbor: status {response.status_code}; see {thumbor.log_path}")
+    deadline = time.monotonic() + 10  # thumbor writes the result after it has answered
+    while not any(path.is_file() for path in results.rglob("*")):
+        if time.monotonic() > deadline:
+            raise load.LoadError(f"thumbor stored no result in {results}; see {thumbor.log_path}")
+        time.sleep(0.05)
+
+
+def rps_section(instances: Instances, plan: CachePlan) -> Section:
     title = f"Cached variant vs plain file, {plan.connections} connections"
+    server, thumbor = instances.with_sources, instances.thumbor
     urls = {
         PLAIN_ROW: server.url(f"/media/disk/{PLAIN}"),
         CACHED_ROW: server.url(f"/media/disk/{PHOTO}{VARIANT_QUERY}"),
+        THUMBOR_ROW: thumbor.url(THUMBOR_PATH) if thumbor is not None else None,
     }
     if not load.have_wrk():
         return Section(title, "req/s", [Row(name, skipped="wrk is not installed") for name in urls])
-    samples: dict[str, list[float]] = {name: [] for name in urls}
+    samples: dict[str, list[float]] = {name: [] for name, url in urls.items() if url is not None}
     for _ in range(plan.runs):
         for name, url in urls.items():
-            samples[name].append(load.requests_per_second(url, plan.connections, plan.seconds))
-    rows = [Row(name, values) for name, values in samples.items()]
+            if url is not None:
+                samples[name].append(load.requests_per_second(url, plan.connections, plan.seconds))
+    rows = [Row(name, samples[name]) if name in samples else Row(name, skipped=THUMBOR_MISSING) for name in urls]
     return Section(title, "req/s", rows, references=(PLAIN_ROW,))
 
 

@@ -20,7 +20,7 @@ from bench import load
 from bench import sources as source_files
 from bench.floor import measure_floor
 from bench.report import MIB, Row, Section, Target
-from bench.servers import Process, spawn_mediasrv, spawn_thumbor, spawn_uvicorn
+from bench.servers import THUMBOR_MISSING, Process, spawn_mediasrv, spawn_thumbor, spawn_uvicorn
 
 OUTPUTS = ("jpeg", "webp")
 CLIENTS = (4, 16)
@@ -162,7 +162,7 @@ def throughput_sections(workdir: Path, servers: RenderServers, sources: Sources,
 def _skipped(name: str, have_wrk: bool) -> str:
     if not have_wrk:
         return "wrk is not installed"
-    return "thumbor is not installed (bench/install-tools.sh makes bench/.thumbor)" if name == THUMBOR else "skipped"
+    return THUMBOR_MISSING if name == THUMBOR else "skipped"
 
 
 def _p99(values: list[float]) -> float:

@@ -229,6 +229,12 @@ STORAGE = 'thumbor.storages.no_storage'
 RESULT_STORAGE = None
 QUALITY = 80
 """
+# thumbor's file result storage; /unsafe/ URLs (the benchmark's) are not stored without the flag.
+THUMBOR_RESULT_STORAGE_CONF = """\
+RESULT_STORAGE = 'thumbor.result_storages.file_storage'
+RESULT_STORAGE_FILE_STORAGE_ROOT_PATH = {path!r}
+RESULT_STORAGE_STORES_UNSAFE = True
+"""
 
 
 @dataclass
@@ -249,26 +255,35 @@ class ProcessGroup(Process):
             os.killpg(self.process.pid, signal.SIGKILL)  # workers that outlived their parent
 
 
+THUMBOR_MISSING = "thumbor is not installed (bench/install-tools.sh makes bench/.thumbor)"
+
+
 def thumbor_binary() -> Path | None:
     """thumbor in bench/.thumbor, or None when bench/install-tools.sh could not install it."""
     binary = THUMBOR_DIR / "bin" / "thumbor"
     return binary if binary.exists() else None
 
 
-def spawn_thumbor(workdir: Path, root: Path, processes: int) -> ProcessGroup | None:
-    """thumbor with its default engine (Pillow), loading files from ``root``, no storage or
-    result storage (every request renders), ``processes`` forked processes; None without it."""
+def spawn_thumbor(
+    workdir: Path, root: Path, processes: int, result_storage: Path | None = None, name: str = "thumbor"
+) -> ProcessGroup | None:
+    """thumbor with its default engine (Pillow), loading files from ``root``, no storage,
+    ``processes`` forked processes; None without it. Without ``result_storage`` every request
+    renders; with it, thumbor's file result storage keeps each result in that folder."""
     binary = thumbor_binary()
     if binary is None:
         return None
-    conf = workdir / "thumbor.conf"
-    conf.write_text(THUMBOR_CONF.format(root=str(root)))
+    conf = workdir / f"{name}.conf"
+    text = THUMBOR_CONF.format(root=str(root))
+    if result_storage is not None:
+        text += THUMBOR_RESULT_STORAGE_CONF.format(path=str(result_storage))  # later assignment wins
+    conf.write_text(text)
     port = free_port()
-    log_path = workdir / "thumbor.log"
+    log_path = workdir / f"{name}.log"
     argv = [str(binary), "--ip", "127.0.0.1", "--port", str(port), "--conf", str(conf)]
     argv += ["--processes", str(processes), "--log-level", "error"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, env=bench_environment(), cwd=workdir, start_new_session=True
         )
-    return ProcessGroup("thumbor", process, port, log_path)
+    return ProcessGroup(name, process, port, log_path)
