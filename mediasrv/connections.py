@@ -19,7 +19,9 @@ Address = tuple[str, int]
 ConnectionKey = tuple[Address, Address]
 
 _transports: dict[ConnectionKey, asyncio.BaseTransport] = {}
-_tracking = False  # set once a tracking protocol has seen a connection in this process
+# The local addresses a tracking protocol has accepted connections on in this process: a
+# request to any other server (an in-process ASGI client, another app) is not tracked here.
+_listening: set[Address] = set()
 
 
 class ClientConnection:
@@ -57,7 +59,7 @@ def find_connection(scope: Mapping[str, Any]) -> ClientConnection | None:
     addresses may come back on a new connection.
     """
     server, client = scope.get("server"), scope.get("client")
-    if not _tracking or not server or not client:
+    if not server or not client or (server[0], server[1]) not in _listening:
         return None
     transport = _transports.get(((server[0], server[1]), (client[0], client[1])))
     # Duck-typed: uvloop's transports are not asyncio.WriteTransport subclasses.
@@ -70,10 +72,9 @@ class ConnectionTrackingMixin:
     _connection_key: ConnectionKey | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        global _tracking
-        _tracking = True
         self._connection_key = _key_of(transport)
         if self._connection_key is not None:
+            _listening.add(self._connection_key[0])
             _transports[self._connection_key] = transport
         super().connection_made(transport)  # type: ignore[misc]
 

@@ -24,9 +24,8 @@ def scope_of(client: socket.socket) -> dict[str, object]:
 
 @pytest.fixture(autouse=True)
 def untracked(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Tracking switches on for the whole process once a tracking protocol sees a connection:
-    # put it back, so in-process endpoint tests run after this one keep working untracked.
-    monkeypatch.setattr(connections, "_tracking", False)
+    # Each test starts with no tracked server address, whatever ran before it in this process.
+    monkeypatch.setattr(connections, "_listening", set())
 
 
 async def connect(host: str, family: socket.AddressFamily) -> tuple[asyncio.Server, socket.socket]:
@@ -66,3 +65,17 @@ async def test_a_request_finds_its_connection_until_it_closes(host: str, family:
 
 def test_without_a_tracking_protocol_there_is_no_connection() -> None:
     assert find_connection({"server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000)}) is None
+
+
+@pytest.mark.asyncio
+async def test_a_request_to_another_server_is_untracked_while_a_tracked_one_listens() -> None:
+    """An in-process ASGI client beside a real tracked server in one process (as
+    mediasrv.testing.serve and an httpx ASGITransport can be) must not look disconnected."""
+    server, client = await connect("127.0.0.1", socket.AF_INET)
+    try:
+        assert find_connection(scope_of(client)) is not None
+        assert find_connection({"server": ("test", 80), "client": ("127.0.0.1", 123)}) is None
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()

@@ -202,7 +202,7 @@ def test_plugins_command_marks_a_broken_installed_plugin_and_lists_the_rest(tmp_
     )
     assert result.returncode == 1, result.stderr
     listing = json.loads(result.stdout)
-    assert [plugin["name"] for plugin in listing["plugins"]] == ["http", "local", "s3", "transforms"]
+    assert [plugin["name"] for plugin in listing["plugins"]] == ["disk", "http", "local", "s3", "transforms"]
     (broken,) = listing["broken"]
     assert broken["name"] == "mistake"
     assert "import failed: JSONDecodeError" in broken["problem"]
