@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mediasrv import signing
 from mediasrv.errors import InvalidTransform
 from mediasrv.transforms.operations import Choice, Integer, Number, Operation, flag
 from mediasrv.transforms.settings import PresetValue, TransformSettings
@@ -19,8 +20,8 @@ FORMATS = ("auto", "jpeg", "png", "webp", "avif", "gif")
 PRESET_COMPANIONS = frozenset({"preset", "dpr", "format"})
 
 CORE_PARAMETERS = frozenset({"width", "height", "fit", "gravity", "enlarge", "format", "quality", "dpr", "preset"})
-RESERVED_PARAMETERS = frozenset({"sig", "exp", "info", "fields"})
-"""Never transform parameters: the signature's, and ``?info=json&fields=...`` (info branch)."""
+RESERVED_PARAMETERS = signing.RESERVED_PARAMETERS | {"info", "fields"}
+"""Never transform parameters: the signature's (``sig``, ``exp``), and ``?info=json&fields=...``."""
 
 _fit = Choice(FITS)
 _gravity = Choice(GRAVITIES)
