@@ -81,7 +81,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = _limits
+        # One timer per connection, not one per request: it is left running when a head
+        # completes, and when it fires it looks at the head in progress then (see _head_timed_out).
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_began = 0.0  # loop time the connection opened, or the current head's first byte came
+        self._requests = 0  # heads completed on this connection
         self._linger: asyncio.TimerHandle | None = None
         self._awaiting_head = True  # between one request's end and the next one's headers
         self._head_started = False  # the first byte of a request head has arrived
@@ -97,7 +101,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refused = True
             transport.abort()  # at once: its descriptor is worth more to the streams in flight
             return
-        self._arm_head_deadline()
+        self._head_began = self.loop.time()
+        self._arm_head_deadline(self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_deadline()
@@ -126,8 +131,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_started = True
         self._head_bytes = 0
         self._header_count = 0
+        self._head_began = self.loop.time()
         if self._head_deadline is None:
-            self._arm_head_deadline()
+            self._arm_head_deadline(self.limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         if not self._refused:
@@ -148,7 +154,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_head = False
         self._head_started = False
         self._raw_head_bytes = 0
-        self._cancel_head_deadline()
+        self._requests += 1
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -167,8 +173,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         elif self._header_count > self.limits.max_headers:
             self._refuse(431, f"more than {self.limits.max_headers} header lines")
 
-    def _arm_head_deadline(self) -> None:
-        self._head_deadline = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
+    def _arm_head_deadline(self, delay: float) -> None:
+        self._head_deadline = self.loop.call_later(delay, self._head_timed_out)
 
     def _cancel_head_deadline(self) -> None:
         if self._head_deadline is not None:
@@ -179,13 +185,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_deadline = None
         if self._refused or self.transport.is_closing():
             return
+        if not self._awaiting_head or (self._requests and not self._head_started):
+            return  # a request is being answered, or the connection idles between two (keep-alive's)
+        timeout = self.limits.header_timeout
         if self.cycle is not None and not self.cycle.response_complete:
-            self._arm_head_deadline()  # a pipelined head waits on the response going out
+            self._arm_head_deadline(timeout)  # a pipelined head waits on the response going out
+            return
+        left = self._head_began + timeout - self.loop.time()
+        if left > 0:  # this head (or connection) began after the timer was set
+            self._arm_head_deadline(left)
         elif not self._head_started:
             self._refused = True
             self.transport.close()  # sent nothing: nothing to answer
         else:
-            self._refuse(408, f"request head not complete within {self.limits.header_timeout:g} s")
+            self._refuse(408, f"request head not complete within {timeout:g} s")
 
     def _refuse(self, status: int, detail: str) -> None:
         """Answer ``status`` with a JSON detail, then close; later input is dropped."""
