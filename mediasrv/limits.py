@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Callable
+from functools import lru_cache
 
 from mediasrv.errors import BackendUnavailable
 
@@ -68,6 +69,7 @@ class StreamLimiter:
             del self.per_client[group]  # so the table holds only addresses streaming now
 
 
+@lru_cache(maxsize=4096)  # parsing an address costs more than the rest of an answer from memory
 def client_group(address: str) -> str:
     """The key a client address counts under: an IPv4 address itself, an IPv6 one's /64."""
     try:
