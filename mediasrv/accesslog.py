@@ -1,8 +1,11 @@
 """The access log: one JSON line per request on stdout, written in batches, off the event loop.
 
 Python's ``logging`` costs a LogRecord, a lock and a write per line: about a fifth of the
-CPU of serving a small file. Lines are buffered here instead and handed over at most
-``max_delay`` seconds late (or every ``max_lines`` lines), and all of them at shutdown.
+CPU of serving a small file. Entries (a request's raw fields) are buffered here instead,
+formatted a batch at a time, and handed over at most ``max_delay`` seconds late (or every
+``max_lines`` lines), and all of them at shutdown. Formatting 256 lines in one go costs a
+fraction of formatting each as its request ends: profiled under load, one line formatted
+between two requests cost 15 us, as much as the rest of a small answer from memory.
 
 A writer thread does the writing: a stdout whose reader stops (a full pipe) blocks that
 thread, never the loop. It takes batches from a bounded queue; when the queue is full,
@@ -12,37 +15,43 @@ a batch is dropped and its lines counted (``on_dropped``), so serving goes on.
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from functools import lru_cache
+from typing import Generic, TextIO, TypeVar
+
+Entry = TypeVar("Entry")
 
 
-class AccessLog:
-    """Buffers lines and writes them to ``stream`` (default: the current ``sys.stdout``)."""
+class AccessLog(Generic[Entry]):
+    """Buffers entries and writes them, each formatted by ``format_line`` as one line, to
+    ``stream`` (default: the current ``sys.stdout``)."""
 
     max_delay = 0.05  # seconds
     max_lines = 256
     max_batches = 64  # queued for the writer: 16,384 lines at most
     close_timeout = 2.0  # seconds shutdown waits for the writer to drain
 
-    def __init__(self, stream: TextIO | None = None, on_dropped: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        format_line: Callable[[Entry], str],
+        stream: TextIO | None = None,
+        on_dropped: Callable[[int], None] | None = None,
+    ) -> None:
+        self.format_line = format_line
         self.stream = stream
         self.on_dropped = on_dropped
-        self._lines: list[str] = []
+        self._lines: list[Entry] = []
         self._batches: queue.Queue[tuple[str, int] | None] = queue.Queue(self.max_batches)
         self._writer: threading.Thread | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
-        self._second = -1
-        self._second_text = ""
 
-    def write(self, fields: dict[str, Any]) -> None:
-        """Queue one line: ``fields`` as JSON, after a ``time`` field (UTC, milliseconds)."""
-        line = json.dumps({"time": self._timestamp(), **fields})  # ASCII: a lone surrogate can't break the stream
-        self._lines.append(line)
+    def write(self, entry: Entry) -> None:
+        """Queue one entry; it must not change after this call."""
+        self._lines.append(entry)
         if len(self._lines) >= self.max_lines:
             self.flush()
         elif self._flush_handle is None:
@@ -55,7 +64,7 @@ class AccessLog:
             self._flush_handle = None
         if not self._lines:
             return
-        batch = ("\n".join(self._lines) + "\n", len(self._lines))
+        batch = ("\n".join(map(self.format_line, self._lines)) + "\n", len(self._lines))
         self._lines.clear()
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_batches, name="mediasrv-access-log", daemon=True)
@@ -87,10 +96,13 @@ class AccessLog:
             except (OSError, ValueError):
                 pass  # stdout closed or gone: the lines have nowhere to go, serving goes on
 
-    def _timestamp(self) -> str:
-        now = time.time()
-        second = int(now)
-        if second != self._second:  # formatting a date costs more than the rest of the line
-            self._second = second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._second_text}.{int((now - second) * 1000):03d}Z"
+
+def utc_timestamp(now: float) -> str:
+    """``now`` (Unix seconds) in UTC to the millisecond: ``2026-12-02T00:00:00.123Z``."""
+    second = int(now)
+    return f"{_utc_second(second)}.{int((now - second) * 1000):03d}Z"
+
+
+@lru_cache(maxsize=8)  # formatting a date costs more than the rest of the line
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))

@@ -18,6 +18,7 @@ from mediasrv.cache.cache import ResultCache
 from mediasrv.cache.metrics import CacheMetrics
 from mediasrv.cache.service import CachedImageService
 from mediasrv.configuration import Configuration, load_configuration
+from mediasrv.content_types import NOSNIFF_HEADER
 from mediasrv.demo import DemoPage
 from mediasrv.fastpath import MediaServer, endpoint_app
 from mediasrv.health import HealthMonitor
@@ -25,8 +26,8 @@ from mediasrv.inventory import Inventory
 from mediasrv.limits import StreamLimiter
 from mediasrv.media import MediaEndpoint
 from mediasrv.metrics import Metrics
-from mediasrv.objectcache import SmallObjectCache, SmallObjectLayer
-from mediasrv.observer import InFlight, RequestObserver
+from mediasrv.objectcache import SmallObjectCache, SmallObjects
+from mediasrv.observer import Observer, RequestObserver, log_line
 from mediasrv.probes import probe_routes
 from mediasrv.protocol import set_protocol_limits
 from mediasrv.responses import MediaResponse
@@ -64,8 +65,9 @@ def create_app(configuration: Configuration) -> FastAPI:
     media = MediaEndpoint(registry, limiter, settings.server.send_timeout, signer, images)
     monitor = HealthMonitor(registry, settings.admin.health_timeout, settings.admin.health_cache)
     inventory = Inventory.of(configuration, monitor)
-    in_flight = InFlight()
-    access_log = AccessLog(on_dropped=metrics.access_log_dropped.inc) if settings.server.access_log else None
+    access_log = AccessLog(log_line, on_dropped=metrics.access_log_dropped.inc) if settings.server.access_log else None
+    observer = Observer(metrics, access_log)
+    memory = _small_objects(configuration, limiter, observer, cache)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,7 +80,7 @@ def create_app(configuration: Configuration) -> FastAPI:
         finally:
             # Streams cut at shutdown end just now: let them close their sources and write
             # their log lines before the backends and the log close under them.
-            await in_flight.wait_idle(MediaResponse.close_timeout + 1)
+            await observer.in_flight.wait_idle(MediaResponse.close_timeout + 1)
             await images.stop()
             if cache is not None:
                 await cache.stop()
@@ -98,7 +100,8 @@ def create_app(configuration: Configuration) -> FastAPI:
     )
     app.state.settings = settings
     app.add_route(f"{MEDIA_PREFIX}/{{backend}}/{{key:mediakey}}", media.handle, methods=["GET", "HEAD"])
-    app.route_media(small_object_layer(endpoint_app(media.handle), configuration, limiter))
+    endpoint = endpoint_app(media.handle)
+    app.route_media(memory.keeper(endpoint) if memory else endpoint, memory)
     app.router.routes.extend(probe_routes(monitor, metrics))
     if settings.server.demo:
         demo = DemoPage(registry, settings.server.demo_backend, images.describe)
@@ -106,17 +109,20 @@ def create_app(configuration: Configuration) -> FastAPI:
     token = settings.admin.token.get_secret_value()
     app.mount("/admin", admin_app(inventory, token, settings.signing, CacheAdmin(cache, registry)))
     app.add_middleware(NoSniffMiddleware)
-    app.add_middleware(RequestObserver, metrics=metrics, access_log=access_log, in_flight=in_flight)
+    app.add_middleware(RequestObserver, observer=observer)
     return app
 
 
-def small_object_layer(app: ASGIApp, configuration: Configuration, limiter: StreamLimiter) -> ASGIApp:
-    """``app`` behind the memory cache of small objects, when ``[small_objects]`` enables it."""
+def _small_objects(
+    configuration: Configuration, limiter: StreamLimiter, observer: Observer, cache: ResultCache | None
+) -> SmallObjects | None:
+    """The memory cache of small answers, unless ``[small_objects] max_bytes = 0``."""
     settings = configuration.settings
     if settings.small_objects.max_bytes == 0:
-        return app
-    cache = SmallObjectCache(settings.small_objects.max_bytes, settings.small_objects.max_object_bytes)
-    return SmallObjectLayer(app, configuration.registry, limiter, settings.server.send_timeout, cache)
+        return None
+    kept = SmallObjectCache(settings.small_objects.max_bytes, settings.small_objects.max_object_bytes)
+    purge_epoch = cache.purge_epoch if cache is not None else None
+    return SmallObjects(configuration.registry, limiter, settings.server.send_timeout, kept, observer, purge_epoch)
 
 
 def _image_service(
@@ -158,7 +164,7 @@ def app_from_environment() -> FastAPI:
 class NoSniffMiddleware:
     """Adds ``X-Content-Type-Options: nosniff`` to every response under /media/, errors included."""
 
-    header = (b"x-content-type-options", b"nosniff")
+    header = NOSNIFF_HEADER
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

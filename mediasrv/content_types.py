@@ -14,6 +14,7 @@ in a tab has origin ``null`` and fails to load.
 from __future__ import annotations
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+NOSNIFF_HEADER = (b"x-content-type-options", b"nosniff")  # on every response under /media/
 MAX_LENGTH = 1024  # longer values are refused whole: no real type needs that much
 
 # RFC 9110 tchar.

@@ -8,6 +8,10 @@ built from the same ``user_middleware`` list, then straight to the media app. St
 ``ServerErrorMiddleware`` stays outermost, as in FastAPI, so an unexpected error is still a
 500 and is logged. Every other request, and any media path the route would not match, is
 FastAPI's as before.
+
+Ahead of even that middleware, an answer kept in memory (``mediasrv.objectcache``) is sent
+as it is: its headers already carry what the middleware adds, and it is counted and logged
+by the same ``Observer``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mediasrv.objectcache import SmallObjects
+
 # The media route's pattern: ``{backend}`` is one segment, ``{key:mediakey}`` anything.
 MEDIA_ROUTE = re.compile(r"/media/([^/]+)/([\s\S]*)")
 MEDIA_METHODS = frozenset({"GET", "HEAD"})
@@ -33,11 +39,14 @@ class MediaServer(FastAPI):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.media_app: ASGIApp | None = None
+        self.memory: SmallObjects | None = None
         self._media_stack: ASGIApp | None = None
 
-    def route_media(self, app: ASGIApp) -> None:
-        """Serve media requests with ``app`` (it finds ``backend`` and ``key`` in ``scope["path_params"]``)."""
+    def route_media(self, app: ASGIApp, memory: SmallObjects | None = None) -> None:
+        """Serve media requests with ``app`` (it finds ``backend`` and ``key`` in ``scope["path_params"]``),
+        or from ``memory`` when it has the answer."""
         self.media_app = app
+        self.memory = memory
         self._media_stack = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -46,7 +55,8 @@ class MediaServer(FastAPI):
             if match is not None:
                 scope["app"] = self
                 scope["path_params"] = {"backend": match[1], "key": match[2]}
-                await self._media(scope, receive, send)
+                if self.memory is None or not await self.memory.answer(scope, receive, send):
+                    await self._media(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 

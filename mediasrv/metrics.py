@@ -126,6 +126,11 @@ class Metrics:
         )
 
         self._backends: dict[str, BackendMetrics] = {}
+        # Requests and bytes added up here and handed to the counters when scraped: each
+        # Counter.inc takes a lock, and two of them cost 9 us of a 90 us answer from memory,
+        # profiled under load. In multiprocess mode another worker answers the scrape, so
+        # the counters are written at once there.
+        self._tally: dict[tuple[BackendMetrics, str, int], list[int]] | None = None if self.multiprocess else {}
 
     def of(self, backend: str) -> BackendMetrics:
         """The metrics of one backend ("" for a name that matches none)."""
@@ -134,8 +139,33 @@ class Metrics:
             metrics = self._backends[backend] = BackendMetrics(self, backend)
         return metrics
 
+    def count_request(self, backend: BackendMetrics, method: str, status: int, sent: int) -> None:
+        """One media request answered with ``status`` and ``sent`` body bytes."""
+        if self._tally is None:
+            backend.requests(method, status).inc()
+            if sent:
+                backend.bytes_sent.inc(sent)
+            return
+        counts = self._tally.get((backend, method, status))
+        if counts is None:
+            self._tally[(backend, method, status)] = [1, sent]
+        else:
+            counts[0] += 1
+            counts[1] += sent
+
+    def flush(self) -> None:
+        """Hand the requests and bytes counted since the last flush to their counters."""
+        if not self._tally:
+            return
+        tally, self._tally = self._tally, {}
+        for (backend, method, status), (requests, sent) in tally.items():
+            backend.requests(method, status).inc(requests)
+            if sent:
+                backend.bytes_sent.inc(sent)
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric (of every worker, in multiprocess mode)."""
+        self.flush()
         if not self.multiprocess:
             return generate_latest(self.registry)
         registry = CollectorRegistry()

@@ -18,6 +18,10 @@ from conftest import Server, get, scrape, start_server, value
 from images import jpeg
 from s3_server import MotoServer, result_store_table, toml_table
 
+# These tests watch the result cache's own tiers: a repeated request must reach them, not be
+# answered from memory (test_small_variants covers that).
+TIERS_ONLY = "\n[small_objects]\nmax_bytes = 0\n"
+
 
 @dataclass
 class Site:
@@ -33,7 +37,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     media.mkdir()
     for name in ("photo.jpg", "corrupt.jpg", "purged.jpg", "widths.jpg", "range.jpg"):
         (media / name).write_bytes(jpeg(800, 600))
-    server = start_server(root / "server", settings(media, root / "cache"))
+    server = start_server(root / "server", settings(media, root / "cache", TIERS_ONLY))
     yield Site(server, media, root / "cache")
     server.stop()
 
@@ -111,8 +115,8 @@ def test_two_instances_sharing_an_s3_store_render_a_variant_once(tmp_path: Path,
     media.mkdir()
     (media / "shared.jpg").write_bytes(jpeg(640, 480))
     store = toml_table("cache.s3", result_store_table(moto.endpoint_url, "shared-variants"))
-    one = start_server(tmp_path / "one", settings(media, tmp_path / "cache-one", store))
-    two = start_server(tmp_path / "two", settings(media, tmp_path / "cache-two", store))
+    one = start_server(tmp_path / "one", settings(media, tmp_path / "cache-one", store + TIERS_ONLY))
+    two = start_server(tmp_path / "two", settings(media, tmp_path / "cache-two", store + TIERS_ONLY))
     try:
         rendered = get(one, "/media/local/shared.jpg?width=320&format=webp")
         assert rendered.status_code == 200 and rendered.content[8:12] == b"WEBP"
@@ -132,7 +136,7 @@ def test_two_workers_sharing_the_folder_render_a_burst_once(tmp_path: Path) -> N
     media = tmp_path / "media"
     media.mkdir()
     (media / "burst.jpg").write_bytes(jpeg(800, 600))
-    server = start_server(tmp_path / "server", settings(media, tmp_path / "cache"), args=("--workers", "2"))
+    server = start_server(tmp_path / "server", settings(media, tmp_path / "cache", TIERS_ONLY), args=("--workers", "2"))
     try:
         with ThreadPoolExecutor(16) as pool:
             responses = list(pool.map(lambda _: get(server, "/media/local/burst.jpg?width=500"), range(16)))

@@ -16,7 +16,7 @@ import pytest
 from test_metrics import scrape, value
 
 from conftest import PROJECT_DIR, Server, get, start_server, wait_until
-from mediasrv.objectcache import ENTRY_OVERHEAD, CachedObject, SmallObjectCache, SmallObjectSettings
+from mediasrv.objectcache import ENTRY_OVERHEAD, CachedObject, EntryKey, SmallObjectCache, SmallObjectSettings
 from mediasrv.signing import sign_url
 
 SETTLE_SECONDS = 2.0  # LocalBackend.settle_seconds: younger files are never kept
@@ -183,21 +183,24 @@ def test_invalid_keys_and_other_methods_still_get_their_errors(server: Server) -
 
 def test_the_cache_stays_under_max_bytes_dropping_the_least_recently_used() -> None:
     def entry(size: int) -> CachedObject:
-        return CachedObject(("v", size), [(b"content-length", str(size).encode())], b"x" * size)
+        return CachedObject("local", "k", ("v", size), [(b"content-length", str(size).encode())], b"x" * size)
+
+    def url(name: str) -> EntryKey:
+        return f"/media/local/{name}".encode(), b"", b""
 
     cost = entry(1000).cost
     assert cost > 1000 + ENTRY_OVERHEAD - 1
     cache = SmallObjectCache(max_bytes=3 * cost, max_object_bytes=1000)
-    for key in ("a", "b", "c"):
-        cache.put("local", key, entry(1000))
-    assert cache.get("local", "a") is not None  # now the most recently used
-    cache.put("local", "d", entry(1000))
-    assert cache.get("local", "b") is None
-    assert all(cache.get("local", key) is not None for key in ("a", "c", "d"))
+    for name in ("a", "b", "c"):
+        cache.put(url(name), entry(1000))
+    assert cache.get(url("a")) is not None  # now the most recently used
+    cache.put(url("d"), entry(1000))
+    assert cache.get(url("b")) is None
+    assert all(cache.get(url(name)) is not None for name in ("a", "c", "d"))
     assert cache.size == 3 * cost <= cache.max_bytes
-    cache.put("local", "huge", entry(4 * cost))  # bigger than the whole cache: not kept, nothing dropped
-    assert cache.get("local", "huge") is None and len(cache) == 3
-    cache.discard("local", "a")
+    cache.put(url("huge"), entry(4 * cost))  # bigger than the whole cache: not kept, nothing dropped
+    assert cache.get(url("huge")) is None and len(cache) == 3
+    cache.discard(url("a"))
     assert cache.size == 2 * cost and len(cache) == 2
 
 

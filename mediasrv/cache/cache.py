@@ -4,7 +4,7 @@ on the way back, one render per variant at a time, and the source cache for orig
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -58,6 +58,7 @@ class ResultCache:
         self.disk = next((store for store in stores if isinstance(store, DiskStore)), None)
         self.source_tier = Tier("source", self.disk) if self.disk is not None and self.disk.source_cache else None
         self.coalesced = 0
+        self.purges = 0  # run in this process
         self._renders: SingleFlight[StoredResult] = SingleFlight()
         self._fetches: SingleFlight[bytes] = SingleFlight()
 
@@ -106,12 +107,18 @@ class ResultCache:
         source = source_id(backend, key)
         purged: dict[str, int] = {}
         failed: dict[str, str] = {}
+        self.purges += 1
         for tier in self.tiers:
             try:
                 purged[tier.name] = await tier.store.purge(source)
             except Exception as exc:
                 failed[tier.name] = self._problem(tier, "purge", exc)
         return purged, failed
+
+    def purge_epoch(self) -> Hashable:
+        """A token that changes whenever a purge runs, in this process or in any other that
+        shares the disk tier: what a copy kept elsewhere (in memory) checks before use."""
+        return self.purges, self.disk.purge_marker() if self.disk is not None else None
 
     async def stats(self) -> dict[str, Any]:
         """Every tier's contents and this process's hits and misses, for ``/admin/cache``."""

@@ -9,7 +9,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -49,6 +49,7 @@ class DiskStore(ResultStore):
     settings: DiskSettings
     reopen_interval = 10.0
     lock_poll = 0.01  # seconds between two tries of a key lock held by another process
+    max_marker_bytes = 4096  # of the purge marker, before it starts again as a new file
 
     def __init__(self, settings: StoreSettings) -> None:
         super().__init__(settings)
@@ -56,6 +57,7 @@ class DiskStore(ResultStore):
         self.results = CacheFolder(root / "results", self.settings.max_bytes)
         self.sources = CacheFolder(root / "sources", max(self.settings.source_max_bytes, 1))
         self.lock_path = root / "locks"
+        self.purges_path = root / "purges"
         self._lock_fd: int | None = None
         self._opened_at: float | None = None
         self._open_error = ""
@@ -86,7 +88,35 @@ class DiskStore(ResultStore):
         await self._run(lambda: self.results.write(key.source, key.name, result))
 
     async def purge(self, source: str) -> int:
-        return await self._run(lambda: self.results.remove_source(source) + self.sources.remove_source(source))
+        def remove() -> int:
+            removed = self.results.remove_source(source) + self.sources.remove_source(source)
+            self._mark_purge()
+            return removed
+
+        return await self._run(remove)
+
+    def purge_marker(self) -> Hashable:
+        """The purge marker file's inode, size and mtime, which every purge through this folder
+        changes (None before the first); one ``stat``, cheap enough for the event loop."""
+        try:
+            marker = os.stat(self.purges_path)
+        except OSError:
+            return None
+        return marker.st_ino, marker.st_size, marker.st_mtime_ns
+
+    def _mark_purge(self) -> None:
+        """Append a byte to the marker; past ``max_marker_bytes``, start a new file (a new inode)."""
+        try:
+            size = os.stat(self.purges_path).st_size
+        except FileNotFoundError:
+            size = 0
+        if size < self.max_marker_bytes:
+            with open(self.purges_path, "ab") as marker:
+                marker.write(b".")
+            return
+        fresh = self.purges_path.with_name(f"purges.{os.getpid()}.tmp")
+        fresh.write_bytes(b".")
+        os.replace(fresh, self.purges_path)
 
     async def stats(self) -> StoreStats:
         scan = await self._run(self.results.scan)
