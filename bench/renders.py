@@ -77,8 +77,14 @@ def make_sources(folder: Path, plan: RenderPlan) -> Sources:
 
 @contextmanager
 def running(workdir: Path, sources: Sources) -> Iterator[RenderServers]:
-    """mediasrv (transforms unsigned, on a local backend ``disk``), thumbor and the naive app."""
-    settings = f'[transforms]\nallow_unsigned = true\n\n[backends.disk]\nkind = "local"\nroot = "{sources.folder}"\n'
+    """mediasrv (transforms unsigned, on a local backend ``disk``), thumbor and the naive app.
+
+    mediasrv keeps nothing in memory here (``[small_objects] max_bytes = 0``): the same URLs
+    come again and again, and every one of them must be rendered."""
+    settings = (
+        "[transforms]\nallow_unsigned = true\n\n[small_objects]\nmax_bytes = 0\n\n"
+        f'[backends.disk]\nkind = "local"\nroot = "{sources.folder}"\n'
+    )
     with ExitStack() as stack:
         started: list[Process] = []
         for process in (

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
 from cached_render import LOOKUPS, RENDERS, settings, size_of
 from conftest import Server, get, scrape, start_server
 from images import image_format, jpeg
+from mediasrv.cache.cache import ResultCache
 from mediasrv.cache.disk import DiskSettings, DiskStore
+from mediasrv.cache.metrics import CacheMetrics
 from mediasrv.objectcache import entry_key
 from mediasrv.signing import sign_url
 
@@ -194,3 +197,24 @@ def test_the_purge_marker_starts_again_as_a_new_file_past_its_size(tmp_path: Pat
 
     assert len(set(asyncio.run(purge_five_times()))) == 5
     assert (tmp_path / "purges").stat().st_size <= 3
+
+
+def test_a_purge_by_another_worker_changes_the_epoch_here_within_the_interval(tmp_path: Path) -> None:
+    def worker() -> ResultCache:
+        store = DiskStore(DiskSettings.model_validate({"path": tmp_path}))
+        return ResultCache([store], CacheMetrics(CollectorRegistry()))
+
+    here, there = worker(), worker()
+
+    async def purge_there() -> tuple[object, object, object]:
+        await here.start()
+        await there.start()
+        before = here.purge_epoch()
+        await there.purge("local", "a.jpg")
+        soon = here.purge_epoch()  # read less than marker_interval ago: not yet
+        here.marker_interval = 0
+        return before, soon, here.purge_epoch()
+
+    before, soon, later = asyncio.run(purge_there())
+    assert soon == before
+    assert later != before

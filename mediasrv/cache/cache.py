@@ -4,6 +4,8 @@ on the way back, one render per variant at a time, and the source cache for orig
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -48,6 +50,8 @@ class ResultCache:
     wait for another process rendering the same variant (then this one renders too).
     """
 
+    marker_interval = 1.0  # seconds between two reads of the disk tier's purge marker: a stat costs
+
     def __init__(
         self, stores: list[ResultStore], metrics: CacheMetrics, lock_timeout: float = 15, log_interval: float = 60
     ) -> None:
@@ -59,6 +63,8 @@ class ResultCache:
         self.source_tier = Tier("source", self.disk) if self.disk is not None and self.disk.source_cache else None
         self.coalesced = 0
         self.purges = 0  # run in this process
+        self._marker: Hashable = None  # the disk tier's purge marker, as last read
+        self._marker_read_at = -math.inf
         self._renders: SingleFlight[StoredResult] = SingleFlight()
         self._fetches: SingleFlight[bytes] = SingleFlight()
 
@@ -116,9 +122,14 @@ class ResultCache:
         return purged, failed
 
     def purge_epoch(self) -> Hashable:
-        """A token that changes whenever a purge runs, in this process or in any other that
-        shares the disk tier: what a copy kept elsewhere (in memory) checks before use."""
-        return self.purges, self.disk.purge_marker() if self.disk is not None else None
+        """A token that changes whenever a purge runs: at once for a purge in this process,
+        within ``marker_interval`` seconds for one in another process sharing the disk tier.
+        What a copy kept elsewhere (in memory) checks before each use."""
+        if self.disk is not None:
+            now = time.monotonic()
+            if now - self._marker_read_at >= self.marker_interval:
+                self._marker, self._marker_read_at = self.disk.purge_marker(), now
+        return self.purges, self._marker
 
     async def stats(self) -> dict[str, Any]:
         """Every tier's contents and this process's hits and misses, for ``/admin/cache``."""
