@@ -1,5 +1,6 @@
-"""The access log and the metrics: one ASGI middleware sees every request end to end, and the
-media endpoint notes on a RequestRecord what only it knows (backend, key, error, outcome)."""
+"""The access log and the metrics: the ``Observer`` notes every finished request, seen end to
+end by one ASGI middleware (or answered from memory ahead of it), and the media endpoint notes
+on a RequestRecord what only it knows (backend, key, error, outcome)."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from upstreams import UpstreamLoop, files_app, ignorer_app
 KEY = "k" * 40
 BACKENDS = ["local", "s3", "http"]
 MAX_SOURCE_BYTES = 1_000_000
+FAILING_SECRET = "secret-in-a-failing-transform"  # what tests/plugins/failing_transform.py raises
 WEBP_AND_AVIF = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"  # Chromium's
 
 
@@ -64,7 +65,7 @@ SOURCES = {**images.SAMPLES, "large.jpg": lambda: images.jpeg(1400, 1000, qualit
 
 def settings_text(root: Path, moto: MotoServer, files: str, ignorer: str) -> str:
     return f"""
-plugins = ["grayscale_transform"]
+plugins = ["grayscale_transform", "failing_transform"]
 
 [signing]
 keys = ["{KEY}"]
@@ -109,7 +110,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, moto: MotoServer) -> Iterator
     try:
         files, ignorer = loop.serve(files_app(root)), loop.serve(ignorer_app(root))
         text = settings_text(root, moto, files.origin, ignorer.origin)
-        server = start_server(tmp_path_factory.mktemp("transform-server"), text, ("grayscale_transform",))
+        server = start_server(tmp_path_factory.mktemp("transform-server"), text, ("grayscale_transform", "failing_transform"))
         site = Site(server, root, moto, text)
         for key, make in SOURCES.items():
             site.put(key, make())
@@ -258,7 +259,7 @@ def test_new_etag_when_the_source_changes(site: Site) -> None:
 def test_etag_is_stable_across_restarts(site: Site, tmp_path: Path) -> None:
     path = "/media/s3/photo.jpg?width=110&format=webp"
     etag = site.get(path).headers["etag"]
-    other = start_server(tmp_path / "again", site.settings, ("grayscale_transform",))
+    other = start_server(tmp_path / "again", site.settings, ("grayscale_transform", "failing_transform"))
     try:
         again = httpx.get(other.url + sign_url(path, KEY), timeout=30)
         assert again.headers["etag"] == etag
@@ -293,6 +294,17 @@ def test_bad_parameters_are_400_naming_them(site: Site, query: str, parameter: s
     assert response.status_code == 400
     assert response.json()["detail"].startswith(f"{parameter}: ")
     assert site.renders() == renders
+
+
+def test_a_render_that_fails_unexpectedly_is_a_502_without_its_message(site: Site) -> None:
+    before = site.metric("mediasrv_errors_total", 'backend="local",kind="render_failed"')
+    response = site.get("/media/local/photo.jpg?width=100&explode=1")
+    assert response.status_code == 502
+    assert response.json() == {"detail": "render failed"}
+    assert FAILING_SECRET not in response.text
+    assert site.metric("mediasrv_errors_total", 'backend="local",kind="render_failed"') == before + 1
+    assert FAILING_SECRET in site.server.log()  # logged for the operator
+    assert site.get("/media/local/photo.jpg?width=100").status_code == 200  # the worker serves on
 
 
 def test_arbitrary_parameters_need_a_signature(site: Site) -> None:

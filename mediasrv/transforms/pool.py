@@ -21,7 +21,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from mediasrv.errors import MediaError, RenderUnavailable
+from mediasrv.errors import MediaError, RenderUnavailable, UpstreamError
 
 logger = logging.getLogger("mediasrv")
 
@@ -31,10 +31,12 @@ TIMEOUT = "timeout"
 WORKER_DIED = "worker_died"
 
 
-class RenderCrashed(MediaError):
-    """A render raised an unexpected error in its worker (a bug, logged; 500)."""
+class RenderCrashed(UpstreamError):
+    """A render raised an unexpected error in its worker: a bug in an operation (a plugin's,
+    or the core's), logged with its message; the client gets 502 and ``render_failed``, never
+    the message."""
 
-    status = 500
+    kind = "render_failed"
     default_detail = "render failed"
 
 
