@@ -15,11 +15,11 @@ import pytest
 import pytest_asyncio
 
 from conftest import Server, abort_after_first_bytes, get, sha256, start_server, wait_until
-from mediasrv import ByteRange, Conditions, ContentRange, ObjectStream, UpstreamError
+from mediasrv import ByteRange, Conditions, ObjectStream, UpstreamError
 from mediasrv_s3 import S3Backend, S3Settings
 from mediasrv_s3 import parts as parts_module
 from mediasrv_s3.backend import S3Chunks
-from mediasrv_s3.parts import ObjectChanged, Part, PartBody, PartStream, first_part_request, plan_parts
+from mediasrv_s3.parts import ObjectChanged, Part, PartBody, PartStream, plan_parts
 from s3_server import MotoServer
 
 BUCKET = "parts"
@@ -129,19 +129,20 @@ async def test_parts_reassemble_byte_exact_for_every_boundary(backend: S3Backend
 
 
 @pytest.mark.asyncio
-async def test_an_object_within_one_part_costs_one_get(backend: S3Backend, get_log: GetLog) -> None:
-    stream = await backend.open(f"{PART}.bin", None, Conditions())
+@pytest.mark.parametrize("size", [PART, THRESHOLD])
+async def test_up_to_the_threshold_an_object_costs_one_get(backend: S3Backend, get_log: GetLog, size: int) -> None:
+    stream = await backend.open(f"{size}.bin", None, Conditions())
     assert isinstance(stream.chunks, S3Chunks)
-    assert await read_all(stream) == DATA[PART]
-    assert get_log.requests == [(f"bytes=0-{PART - 1}", None)]
+    assert await read_all(stream) == DATA[size]
+    assert get_log.requests == [(None, None)]
 
 
 @pytest.mark.asyncio
-async def test_up_to_the_threshold_the_rest_is_one_more_get(backend: S3Backend, get_log: GetLog) -> None:
-    stream = await backend.open(f"{THRESHOLD}.bin", None, Conditions())
-    assert await read_all(stream) == DATA[THRESHOLD]
-    etag = stream.info.etag
-    assert get_log.requests == [(f"bytes=0-{PART - 1}", None), (f"bytes={PART}-{THRESHOLD - 1}", etag)]
+async def test_a_range_up_to_the_threshold_costs_one_get_of_that_range(backend: S3Backend, get_log: GetLog) -> None:
+    stream = await backend.open("big.bin", ByteRange(PART - 5, PART + THRESHOLD - 6), Conditions())
+    assert isinstance(stream.chunks, S3Chunks)
+    assert await read_all(stream) == BIG[PART - 5 : PART + THRESHOLD - 5]
+    assert get_log.requests == [(f"bytes={PART - 5}-{PART + THRESHOLD - 6}", None)]
 
 
 @pytest.mark.asyncio
@@ -154,7 +155,7 @@ async def test_above_the_threshold_parts_are_fetched_in_parallel_on_the_etag(
     assert await read_all(stream) == BIG
     etag = stream.info.etag
     ranges = [f"bytes={start}-{min(start + PART, len(BIG)) - 1}" for start in range(0, len(BIG), PART)]
-    assert get_log.requests[0] == (ranges[0], None)
+    assert get_log.requests[0] == (None, None)  # the whole object: its first part is read from it
     assert sorted(get_log.requests[1:]) == sorted((value, etag) for value in ranges[1:])
 
 
@@ -176,11 +177,23 @@ async def test_the_first_part_probes_whether_parallel_parts_pay(
     assert stream.chunks.workers == 1  # nothing else until the first part is read
     assert await read_all(stream) == BIG
     assert len(judged) == 1 and judged[0][0] == WINDOW and judged[0][1] > 0 and judged[0][2] > 0
-    etag = stream.info.etag
     if pays:
         assert len(get_log.requests) == len(range(0, len(BIG), PART))
-    else:  # the rest as one GET
-        assert get_log.requests[1:] == [(f"bytes={PART}-{len(BIG) - 1}", etag)]
+    else:  # the first GET read on to the end: one GET in all, as without parts
+        assert get_log.requests == [(None, None)]
+
+
+@pytest.mark.asyncio
+async def test_a_client_range_read_on_after_the_probe_is_one_get_and_byte_exact(
+    backend: S3Backend, get_log: GetLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parts_module, "parallel_pays", lambda *_: False)
+    backend.probe_first_part = True
+    first, last = PART - 5, 40 * PART + 9
+    stream = await backend.open("big.bin", ByteRange(first, last), Conditions())
+    assert isinstance(stream.chunks, PartStream)
+    assert await read_all(stream) == BIG[first : last + 1]
+    assert get_log.requests == [(f"bytes={first}-{last}", None)]
 
 
 def test_parallel_parts_pay_when_transfers_outweigh_the_time_to_first_byte() -> None:
@@ -191,7 +204,7 @@ def test_parallel_parts_pay_when_transfers_outweigh_the_time_to_first_byte() -> 
 
 
 @pytest.mark.asyncio
-async def test_the_empty_object_is_served_after_its_first_part_is_refused(backend: S3Backend) -> None:
+async def test_the_empty_object_is_served(backend: S3Backend) -> None:
     stream = await backend.open("empty.bin", None, Conditions())
     assert await read_all(stream) == b""
     assert stream.info.size == 0 and stream.content_range is None
@@ -247,14 +260,14 @@ async def test_a_stream_held_up_by_its_client_keeps_one_connection_slot(moto: Mo
     backend = eager(S3Backend("parts", settings(moto, max_pool_connections=2, timeout=0.5)))
     await backend.start()
     try:
-        held = await backend.open(f"{THRESHOLD}.bin", None, Conditions())  # the first part and the rest
+        held = await backend.open("big.bin", None, Conditions())
         parts = held.chunks
         assert isinstance(parts, PartStream)
-        # Nothing is read: the rest's worker waits for room in its buffer, on the stream's own slot.
-        assert await _eventually(lambda: parts.workers == 1 and parts.buffered == 2 * PART)
+        # Nothing is read: the window fills, the workers stop, the stream keeps its own slot only.
+        assert await _eventually(lambda: parts.workers == 0 and parts.buffered == WINDOW * PART)
         other = await backend.open(f"{PART}.bin", None, Conditions())
         assert await read_all(other) == DATA[PART]
-        assert await read_all(held) == DATA[THRESHOLD]
+        assert await read_all(held) == BIG
     finally:
         await backend.stop()
 
@@ -400,28 +413,28 @@ def test_aborted_downloads_leave_the_s3_connections_at_baseline(server: Server, 
     assert sha256(get(server, "/media/parts/served.bin").content) == sha256(SERVED)
 
 
-def test_parts_are_planned_from_the_first_gets_bytes() -> None:
-    whole, first = ContentRange(0, 10 * PART - 1, 10 * PART), ContentRange(0, PART - 1, 10 * PART)
-    parts = plan_parts(whole, first, PART, THRESHOLD)
-    assert parts == [Part(start, start + PART - 1) for start in range(0, 10 * PART, PART)]
-    assert plan_parts(whole, first, PART, 10 * PART) == [Part(0, PART - 1), Part(PART, 10 * PART - 1)]
-    # A suffix range: the first GET had the last bytes; the rest comes before them, in order.
-    suffix, last = ContentRange(5, 10 * PART - 1, 10 * PART), ContentRange(9 * PART, 10 * PART - 1, 10 * PART)
-    parts = plan_parts(suffix, last, PART, THRESHOLD)
-    assert parts[0] == Part(5, PART + 4) and parts[-1] == Part(9 * PART, 10 * PART - 1)
+def test_parts_cut_the_answer_into_part_size_pieces_in_order() -> None:
+    assert plan_parts(0, 10 * PART, PART) == [Part(start, start + PART - 1) for start in range(0, 10 * PART, PART)]
+    parts = plan_parts(5, 2 * PART + 1, PART)
+    assert parts == [Part(5, PART + 4), Part(PART + 5, 2 * PART + 4), Part(2 * PART + 5, 2 * PART + 5)]
     assert all(a.last + 1 == b.first for a, b in itertools.pairwise(parts))
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("byte_range", "header"),
     [
-        (None, f"bytes=0-{PART - 1}"),
-        (ByteRange(10, 20), "bytes=10-20"),
-        (ByteRange(10), f"bytes=10-{PART + 9}"),
-        (ByteRange(10, 5 * PART), f"bytes=10-{PART + 9}"),
-        (ByteRange(suffix=5), "bytes=-5"),
-        (ByteRange(suffix=5 * PART), f"bytes=-{PART}"),
+        (None, None),
+        (ByteRange(10), "bytes=10-"),
+        (ByteRange(10, 50 * PART), f"bytes=10-{50 * PART}"),
+        (ByteRange(suffix=40 * PART), f"bytes=-{40 * PART}"),
     ],
 )
-def test_the_first_get_asks_for_one_part_of_the_clients_range(byte_range: ByteRange | None, header: str) -> None:
-    assert first_part_request(byte_range, PART) == header
+async def test_the_first_get_asks_for_the_clients_range_as_it_is(
+    backend: S3Backend, get_log: GetLog, byte_range: ByteRange | None, header: str | None
+) -> None:
+    stream = await backend.open("big.bin", byte_range, Conditions())
+    first, last = expected_range(len(BIG), byte_range)
+    assert await read_all(stream) == BIG[first : last + 1]
+    assert get_log.requests[0] == (header, None)
+    assert all(etag == stream.info.etag for _, etag in get_log.requests[1:])

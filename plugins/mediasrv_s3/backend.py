@@ -24,14 +24,13 @@ from mediasrv import (
     MediaError,
     ObjectInfo,
     ObjectStream,
-    RangeNotSatisfiable,
     Slot,
     StorageBackend,
     UpstreamError,
     is_strong_entity_tag,
 )
 from mediasrv_s3.errors import translate
-from mediasrv_s3.parts import ObjectChanged, Part, PartBody, PartStream, first_part_request, plan_parts
+from mediasrv_s3.parts import ObjectChanged, PartBody, PartStream, plan_parts
 
 if TYPE_CHECKING:
     from aiobotocore.session import ClientCreatorContext
@@ -162,59 +161,35 @@ class S3Backend(StorageBackend):
         return _object_info(answer, None)
 
     async def open(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
-        if self.settings.parallel_parts == 1:
-            return await self._open_whole(key, byte_range, conditions)
-        try:
-            return await self._open_parts(key, byte_range, conditions)
-        except RangeNotSatisfiable:
-            if byte_range is not None:
-                raise
-        return await self._open_whole(key, None, conditions)  # an empty object has no first part
-
-    async def _open_whole(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
-        """One GET for the whole answer, as S3 sends it."""
+        """One GET for the whole answer, as S3 sends it; an answer over ``parallel_threshold``
+        bytes is read in parallel parts after its first part, if that pays (DESIGN.md "Large
+        objects from S3", mediasrv_s3.parts)."""
         range_header = None if byte_range is None else byte_range.header_value()
-        slot, answer = await self._get(key, range_header, _conditional_arguments(conditions))
-        content_range = _content_range(answer.get("ContentRange"), self.name)
-        return ObjectStream(_object_info(answer, content_range), self._chunks(slot, answer), content_range)
-
-    async def _open_parts(self, key: str, byte_range: ByteRange | None, conditions: Conditions) -> ObjectStream:
-        """A GET of the first part, which tells the size and the ETag; then, when more is
-        wanted, the other parts over parallel connections (DESIGN.md "Large objects from S3")."""
-        settings = self.settings
-        first_range = first_part_request(byte_range, settings.part_size)
         started = time.perf_counter()
-        slot, answer = await self._get(key, first_range, _conditional_arguments(conditions))
+        slot, answer = await self._get(key, range_header, _conditional_arguments(conditions))
         first_byte = time.perf_counter() - started
-        fetched = _content_range(answer.get("ContentRange"), self.name)
-        info = _object_info(answer, fetched)
-        if fetched is None or fetched.size is None:  # the source sent the whole object: the core cuts
-            return ObjectStream(info, self._chunks(slot, answer), None)
-        whole = ContentRange(0, fetched.size - 1, fetched.size)
-        wanted = whole if byte_range is None else byte_range.resolve(fetched.size)  # S3 resolved it already
-        sent_range = None if byte_range is None else wanted
-        if wanted == fetched:
-            return ObjectStream(info, self._chunks(slot, answer), sent_range)
-        if not _first_part_of(fetched, wanted):
-            await self._chunks(slot, answer).aclose()
-            raise UpstreamError(f"backend {self.name!r}: S3 answered another range than the one asked for")
-        if not info.etag:  # nothing to hold later parts to this version: one GET instead
-            await self._chunks(slot, answer).aclose()
-            return await self._open_whole(key, byte_range, conditions)
-        parts = plan_parts(wanted, fetched, settings.part_size, settings.parallel_threshold)
+        content_range = _content_range(answer.get("ContentRange"), self.name)
+        info = _object_info(answer, content_range)
+        length = content_range.length if content_range is not None else info.size
+        settings = self.settings
+        if settings.parallel_parts == 1 or not info.etag or info.size is None or length is None:
+            return ObjectStream(info, self._chunks(slot, answer), content_range)  # nothing to hold parts to
+        if length <= settings.parallel_threshold:
+            return ObjectStream(info, self._chunks(slot, answer), content_range)
+        first = content_range.first if content_range is not None else 0
         stream = PartStream(
-            parts,
-            (parts.index(Part(fetched.first, fetched.last)), answer["Body"]),
+            plan_parts(first, length, settings.part_size),
+            answer["Body"],
             slot,
             self._connections,
-            functools.partial(self._open_part, self._object_key(key), info.etag, fetched.size),
+            functools.partial(self._open_part, self._object_key(key), info.etag, info.size),
             window=settings.parallel_parts,
             part_size=settings.part_size,
             read_size=min(settings.chunk_size, settings.part_size),
             first_byte_seconds=first_byte if self.probe_first_part else None,
         )
         await stream.start()
-        return ObjectStream(info, stream, sent_range)
+        return ObjectStream(info, stream, content_range)
 
     async def _open_part(self, s3_key: str, etag: str, size: int, first: int, last: int) -> PartBody:
         """The bytes first..last of the version whose ETag is ``etag`` (412 once it changed)."""
@@ -333,12 +308,6 @@ def _object_info(
         content_encoding=answer.get("ContentEncoding"),
         cache_control=answer.get("CacheControl"),
     )
-
-
-def _first_part_of(fetched: ContentRange, wanted: ContentRange) -> bool:
-    """Whether the first GET's bytes start ``wanted`` (or, for a suffix range, end it)."""
-    inside = wanted.first <= fetched.first and fetched.last <= wanted.last
-    return inside and (fetched.first == wanted.first or fetched.last == wanted.last)
 
 
 def _content_range(value: str | None, backend: str) -> ContentRange | None:

@@ -1,9 +1,10 @@
 """Large S3 objects as byte-range parts fetched in parallel and streamed in order.
 
 Real S3 caps each connection's throughput, so one stream reads ``part_size``-byte ranges over
-up to ``parallel_parts`` connections at once. The first part's GET (made by the backend's
-``open``) learns the size and the ETag; every later part is conditioned on that ETag, so an
-object replaced mid-stream aborts the stream instead of mixing two versions.
+up to ``parallel_parts`` connections at once. The stream starts from the backend's one GET of
+the whole answer (``open``), which learns the size and the ETag; every later part is
+conditioned on that ETag, so an object replaced mid-stream aborts the stream instead of mixing
+two versions.
 
 Memory: at most ``parallel_parts`` parts are alive at once (started and not yet sent), each
 holding at most ``part_size`` bytes, so a stream holds under ``parallel_parts x part_size``.
@@ -12,8 +13,9 @@ GET does), and takes extra slots only when they are free at once, handing each b
 every part (a request waiting for a slot goes first): a busy pool makes streams slower,
 never fail.
 
-The first part is a probe: the other parts start once it is read, in parallel only if that
-pays (``parallel_pays``), else as one more GET.
+The first part, read from that GET, is a probe: the other parts start once it is read, in
+parallel only if that pays (``parallel_pays``); else the same GET goes on to the end, so a
+source that gains nothing from parts costs exactly the one GET it would without them.
 """
 
 from __future__ import annotations
@@ -26,10 +28,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mediasrv import (
-    ByteRange,
     ChunkReader,
     ConnectionLimiter,
-    ContentRange,
     MediaError,
     NotFound,
     PreconditionFailed,
@@ -66,35 +66,10 @@ class Part:
         return self.last - self.first + 1
 
 
-def first_part_request(byte_range: ByteRange | None, part_size: int) -> str:
-    """The ``Range`` of the first GET for a client's range (None: the whole object): its first
-    ``part_size`` bytes, or for a suffix range the last ones (the size is not known yet)."""
-    if byte_range is None:
-        return f"bytes=0-{part_size - 1}"
-    if byte_range.suffix is not None:
-        return f"bytes=-{min(byte_range.suffix, part_size)}"
-    first = byte_range.first or 0
-    last = first + part_size - 1 if byte_range.last is None else min(byte_range.last, first + part_size - 1)
-    return f"bytes={first}-{last}"
-
-
-def plan_parts(wanted: ContentRange, fetched: ContentRange, part_size: int, threshold: int) -> list[Part]:
-    """The parts of ``wanted``, in order, one of them ``fetched`` (the first GET's bytes, at
-    the start of ``wanted``, or at its end for a suffix range).
-
-    Up to ``threshold`` bytes wanted, the rest is one more part (two GETs in all); above,
-    it is cut into ``part_size`` pieces.
-    """
-    done = Part(fetched.first, fetched.last)
-    if fetched.first == wanted.first:
-        rest, before = Part(fetched.last + 1, wanted.last), False
-    else:
-        rest, before = Part(wanted.first, fetched.first - 1), True
-    if rest.length <= 0:
-        return [done]
-    step = rest.length if wanted.length <= threshold else part_size
-    pieces = [Part(start, min(start + step - 1, rest.last)) for start in range(rest.first, rest.last + 1, step)]
-    return [*pieces, done] if before else [done, *pieces]
+def plan_parts(first: int, length: int, part_size: int) -> list[Part]:
+    """The ``length`` bytes from ``first``, cut into ``part_size`` pieces, in order."""
+    end = first + length
+    return [Part(start, min(start + part_size, end) - 1) for start in range(first, end, part_size)]
 
 
 def parallel_pays(window: int, first_byte_seconds: float, transfer_seconds: float) -> bool:
@@ -168,8 +143,9 @@ class PartStream(ChunkReader):
     second failure, or the object changing, fails the stream (the core then aborts the
     client's connection). ``release`` cancels every worker, which closes every connection.
 
-    Given the first GET's time to its headers, the first part is a probe: the others wait
-    until it is read, then go in parallel only if that pays (``_decide``).
+    ``first_body`` is the body of one GET of every part, from the first part's first byte. Its
+    first part read, it is closed (the other parts go in parallel) or, when the probe (given
+    the GET's time to its headers) finds that parts don't pay (``_decide``), read on to the end.
     """
 
     attempts = 2  # a failed part is retried once: a client is waiting
@@ -177,7 +153,7 @@ class PartStream(ChunkReader):
     def __init__(
         self,
         parts: list[Part],
-        opened: tuple[int, PartBody],
+        first_body: PartBody,
         base_slot: Slot,
         connections: ConnectionLimiter,
         open_part: OpenPart,
@@ -199,10 +175,10 @@ class PartStream(ChunkReader):
         self._base_slot = base_slot  # the first GET's slot, kept until release
         self._base_free = False
         self._workers: dict[asyncio.Task[None], list[Slot]] = {}  # each worker's slot, in a list it may trade
-        index, body = opened
-        self._probe = first_byte_seconds if index == 0 and len(parts) > 2 else None
-        self._claim(index)
-        self._spawn(base_slot, index, body)
+        self._probe = first_byte_seconds if len(parts) > 2 else None
+        self._read_on = False  # the probe found that parts don't pay: the first GET goes on to the end
+        self._claim(0)
+        self._spawn(base_slot, 0, first_body)
 
     @property
     def workers(self) -> int:
@@ -266,11 +242,12 @@ class PartStream(ChunkReader):
         self._claimed.add(index)
 
     def _decide(self, transfer_seconds: float) -> None:
-        """After the probe: the rest in parallel parts if that pays, else as one more GET."""
+        """After the probe: the rest in parallel parts if that pays, else read on from the first GET."""
         first_byte, self._probe = self._probe, None
         if first_byte is None or parallel_pays(self._window, first_byte, transfer_seconds):
             return
         self._parts = [self._parts[0], Part(self._parts[1].first, self._parts[-1].last)]
+        self._read_on = True
 
     def _spawn(self, slot: Slot, index: int, body: PartBody | None) -> None:
         lease = [slot]
@@ -302,11 +279,14 @@ class PartStream(ChunkReader):
     async def _work(self, lease: list[Slot], index: int | None, body: PartBody | None) -> None:
         while index is not None:
             started = time.perf_counter()
-            await self._fetch(index, body)
-            body = None
+            # The first GET's body goes on past its first part: kept open for reading on.
+            body = await self._fetch(index, body, keep_open=body is not None and index + 1 < len(self._parts))
             probed = self._probe is not None
             if probed:
                 self._decide(time.perf_counter() - started)
+            if body is not None and not self._read_on:
+                body.close()  # the other parts come in parallel: this GET's rest is not wanted
+                body = None
             if lease[0] is not self._base_slot:
                 # An extra connection goes back after each part, so a request waiting for a
                 # slot gets it before this stream takes it again.
@@ -321,13 +301,15 @@ class PartStream(ChunkReader):
             if probed:
                 await self.start()
 
-    async def _fetch(self, index: int, body: PartBody | None) -> None:
-        """Fill the part's buffer, retrying once; the buffer ends with the part's error, if any."""
+    async def _fetch(self, index: int, body: PartBody | None, keep_open: bool = False) -> PartBody | None:
+        """Fill the part's buffer, retrying once; the buffer ends with the part's error, if any.
+        With ``keep_open``, ``body`` goes on past the part: it is left open, and returned, if
+        it delivered the whole part."""
         part, buffer = self._parts[index], self._buffer(index)
         error: MediaError | None = None
         for _ in range(self.attempts):
             try:
-                await self._transfer(part, buffer, body)
+                await self._transfer(part, buffer, body, keep_open)
             except (NotFound, PreconditionFailed):  # the ETag no longer holds: never retried
                 error = ObjectChanged("the object changed while it was streamed")
                 break
@@ -339,13 +321,15 @@ class PartStream(ChunkReader):
             except Exception as exc:  # any transport failure of the body: retried once
                 error = UpstreamError(f"an S3 part failed ({type(exc).__name__})")
             else:
-                error = None
-                break
-            body = None
+                buffer.finish(None)
+                return body if keep_open else None
+            body, keep_open = None, False  # a retry asks for this part alone
         buffer.finish(error)
+        return None
 
-    async def _transfer(self, part: Part, buffer: PartBuffer, body: PartBody | None) -> None:
-        """Read the rest of ``part`` (after the bytes ``buffer`` already has) into ``buffer``."""
+    async def _transfer(self, part: Part, buffer: PartBuffer, body: PartBody | None, keep_open: bool) -> None:
+        """Read the rest of ``part`` (after the bytes ``buffer`` already has) into ``buffer``;
+        ``body`` (or a new GET of the rest of the part) is closed after, unless ``keep_open``."""
         if body is None:
             body = await self._open_part(part.first + buffer.received, part.last)
         try:
@@ -354,7 +338,10 @@ class PartStream(ChunkReader):
                 if not chunk:
                     raise UpstreamError(f"an S3 part ended after {buffer.received} of {part.length} bytes")
                 await buffer.put(chunk)
-            if await body.read(1):  # reads the end too, so the connection goes back to the pool
+            if not keep_open and await body.read(1):  # reads the end too, so the connection goes back to the pool
                 raise UpstreamError(f"an S3 part was longer than the {part.length} bytes asked for")
-        finally:
+        except BaseException:
+            body.close()
+            raise
+        if not keep_open:
             body.close()
