@@ -352,6 +352,35 @@ async def test_a_part_that_fails_twice_fails_the_stream(backend: S3Backend, monk
     assert isinstance(stream.chunks, PartStream) and stream.chunks.workers == 0
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("retry_fails", [False, True])
+async def test_the_rest_read_on_is_retried_once_from_where_it_broke(
+    backend: S3Backend, get_log: GetLog, monkeypatch: pytest.MonkeyPatch, retry_fails: bool
+) -> None:
+    monkeypatch.setattr(parts_module, "parallel_pays", lambda *_: False)
+    backend.probe_first_part = True
+    original_get = backend._get
+
+    async def breaking_get(key: str, range_header: str | None, arguments: dict[str, Any]) -> Any:
+        slot, answer = await original_get(key, range_header, arguments)
+        answer["Body"] = FailingBody(answer["Body"], 3 * PART + 100)  # the first GET breaks in its rest
+        return slot, answer
+
+    monkeypatch.setattr(backend, "_get", breaking_get)
+    failing_part(backend, monkeypatch, 3 * PART, failures=1 if retry_fails else 0)
+    stream = await backend.open("big.bin", None, Conditions())
+    received = b""
+    if retry_fails:
+        with pytest.raises(UpstreamError):
+            async for chunk in stream.chunks:
+                received += chunk
+        assert len(received) == 3 * PART + 200 and received == BIG[: len(received)]
+    else:
+        assert await read_all(stream) == BIG
+    assert get_log.requests[:2] == [(None, None), (f"bytes={3 * PART + 100}-{len(BIG) - 1}", stream.info.etag)]
+    assert isinstance(stream.chunks, PartStream) and stream.chunks.workers == 0
+
+
 async def _eventually(predicate: Any, timeout: float = 10.0) -> bool:
     async with asyncio.timeout(timeout):
         while not predicate():

@@ -177,6 +177,12 @@ class PartStream(ChunkReader):
         self._workers: dict[asyncio.Task[None], list[Slot]] = {}  # each worker's slot, in a list it may trade
         self._probe = first_byte_seconds if len(parts) > 2 else None
         self._read_on = False  # the probe found that parts don't pay: the first GET goes on to the end
+        # Reading on, the rest is read from the first GET's body by ``read`` itself: no worker
+        # and no buffer between them, so it costs what one GET costs.
+        self._tail: PartBody | None = None
+        self._tail_part: int | None = None
+        self._tail_received = 0
+        self._tail_failures = 0
         self._claim(0)
         self._spawn(base_slot, 0, first_body)
 
@@ -209,15 +215,19 @@ class PartStream(ChunkReader):
 
     async def read(self) -> bytes:
         while self._head < len(self._parts):
-            chunk = await self._buffer(self._head).get(self._read_size)
+            if self._head == self._tail_part:
+                chunk = await self._read_tail()
+            else:
+                chunk = await self._buffer(self._head).get(self._read_size)
             if chunk:
                 return chunk
-            del self._buffers[self._head]
+            self._buffers.pop(self._head, None)
             self._head += 1
             await self.start()
         return b""
 
     async def release(self) -> None:
+        self._close_tail()
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -259,7 +269,7 @@ class PartStream(ChunkReader):
 
     def _finished(self, worker: asyncio.Task[None], lease: list[Slot], body: PartBody | None) -> None:
         del self._workers[worker]
-        if body is not None:
+        if body is not None and body is not self._tail:
             body.close()
         self._return(lease[0])
 
@@ -284,7 +294,11 @@ class PartStream(ChunkReader):
             probed = self._probe is not None
             if probed:
                 self._decide(time.perf_counter() - started)
-            if body is not None and not self._read_on:
+            if body is not None and self._read_on:  # the rest is this GET's: ``read`` takes it on
+                self._tail, self._tail_part = body, index + 1
+                self._claim(index + 1)
+                return
+            if body is not None:
                 body.close()  # the other parts come in parallel: this GET's rest is not wanted
                 body = None
             if lease[0] is not self._base_slot:
@@ -310,22 +324,47 @@ class PartStream(ChunkReader):
         for _ in range(self.attempts):
             try:
                 await self._transfer(part, buffer, body, keep_open)
-            except (NotFound, PreconditionFailed):  # the ETag no longer holds: never retried
-                error = ObjectChanged("the object changed while it was streamed")
-                break
-            except ObjectChanged as exc:
-                error = exc
-                break
-            except MediaError as exc:
-                error = exc
-            except Exception as exc:  # any transport failure of the body: retried once
-                error = UpstreamError(f"an S3 part failed ({type(exc).__name__})")
+            except Exception as exc:
+                error, retried = _failure(exc)
+                if not retried:
+                    break
             else:
                 buffer.finish(None)
                 return body if keep_open else None
             body, keep_open = None, False  # a retry asks for this part alone
         buffer.finish(error)
         return None
+
+    async def _read_tail(self) -> bytes:
+        """The next chunk of the part read on from the first GET, b"" at its end; a failure is
+        retried once, from the byte it reached, as a part's is."""
+        part = self._parts[self._head]
+        while True:
+            try:
+                if self._tail is None:
+                    self._tail = await self._open_part(part.first + self._tail_received, part.last)
+                left = part.length - self._tail_received
+                if left == 0:
+                    if await self._tail.read(1):
+                        raise UpstreamError(f"an S3 part was longer than the {part.length} bytes asked for")
+                    self._close_tail()
+                    return b""
+                chunk = await self._tail.read(min(self._read_size, left))
+                if not chunk:
+                    raise UpstreamError(f"an S3 part ended after {self._tail_received} of {part.length} bytes")
+                self._tail_received += len(chunk)
+                return chunk
+            except Exception as exc:
+                self._close_tail()
+                error, retried = _failure(exc)
+                self._tail_failures += 1
+                if not retried or self._tail_failures >= self.attempts:
+                    raise error from None
+
+    def _close_tail(self) -> None:
+        if self._tail is not None:
+            self._tail.close()
+            self._tail = None
 
     async def _transfer(self, part: Part, buffer: PartBuffer, body: PartBody | None, keep_open: bool) -> None:
         """Read the rest of ``part`` (after the bytes ``buffer`` already has) into ``buffer``;
@@ -345,3 +384,15 @@ class PartStream(ChunkReader):
             raise
         if not keep_open:
             body.close()
+
+
+def _failure(exc: Exception) -> tuple[MediaError, bool]:
+    """What a part's failed transfer fails the stream with, and whether it is retried: the
+    object changing (its ETag no longer holds) never is; any other failure once."""
+    if isinstance(exc, (NotFound, PreconditionFailed)):
+        return ObjectChanged("the object changed while it was streamed"), False
+    if isinstance(exc, ObjectChanged):
+        return exc, False
+    if isinstance(exc, MediaError):
+        return exc, True
+    return UpstreamError(f"an S3 part failed ({type(exc).__name__})"), True
