@@ -10,8 +10,8 @@ which ``MediaServer`` calls before any middleware, if:
 
 - the backend's fingerprint of the key is still the one taken around the first answer, so a
   changed, replaced or deleted source is seen at once;
-- for a URL with a query, the result cache's purge epoch is unchanged (a purge in any worker
-  sharing its disk drops the variants here too);
+- for a URL with a query, the result cache's purge epoch is unchanged (a purge here drops
+  its variants at once; one in another worker sharing the disk tier, within a second);
 - the URL's ``exp``, if it has one, has not passed: a signed URL's answer is kept only while
   the signature would be accepted, and only a URL the endpoint accepted is ever kept.
 
