@@ -119,6 +119,9 @@ class ResultCache:
                 purged[tier.name] = await tier.store.purge(source)
             except Exception as exc:
                 failed[tier.name] = self._problem(tier, "purge", exc)
+        # This purge moved the marker too: read it now, or copies kept from here on would
+        # hold the old reading and be dropped once it is read again.
+        self._marker_read_at = -math.inf
         return purged, failed
 
     def purge_epoch(self) -> Hashable:
