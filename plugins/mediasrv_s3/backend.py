@@ -172,9 +172,14 @@ class S3Backend(StorageBackend):
         info = _object_info(answer, content_range)
         length = content_range.length if content_range is not None else info.size
         settings = self.settings
-        if settings.parallel_parts == 1 or not info.etag or info.size is None or length is None:
-            return ObjectStream(info, self._chunks(slot, answer), content_range)  # nothing to hold parts to
-        if length <= settings.parallel_threshold:
+        # Parts need the size and an ETag to hold them to, and pay only above the threshold.
+        if (
+            settings.parallel_parts == 1
+            or not info.etag
+            or info.size is None
+            or length is None
+            or length <= settings.parallel_threshold
+        ):
             return ObjectStream(info, self._chunks(slot, answer), content_range)
         first = content_range.first if content_range is not None else 0
         stream = PartStream(
