@@ -255,7 +255,7 @@ class _Keeper:
         backend = objects.registry.backends.get(name)
         # A key is checked before the backend sees it: fingerprint() joins it to a path.
         fingerprint = backend.fingerprint(source) if backend and key is not None and _is_valid(source) else None
-        expires = _expiry(key[1]) if key is not None else None
+        expires = _expiry(key[1]) if key is not None and fingerprint is not None else None
         if backend is None or key is None or fingerprint is None or expires is None:
             await self.app(scope, receive, send)
             return
